@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -27,6 +28,11 @@ type Config struct {
 	HSTS bool
 	// MaxBodyBytes bounds every request body; 64 KiB when zero.
 	MaxBodyBytes int64
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For header names the client's address. When empty the
+	// client address is the connection's peer, and X-Forwarded-For is
+	// ignored, so nobody can dodge per-IP sign-in throttling with a header.
+	TrustedProxies []*net.IPNet
 }
 
 // Deps are the server's collaborators.
@@ -53,6 +59,7 @@ func NewEcho(cfg Config, d Deps) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(d.Logger)
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 
 	metrics := newHTTPMetrics(d.Registry)
 	e.Use(middleware.RequestID())
@@ -89,6 +96,19 @@ func NewEcho(cfg Config, d Deps) *echo.Echo {
 	return e
 }
 
+// ipExtractor reads the client address from the connection, or from
+// X-Forwarded-For when the request came through a trusted proxy.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
 // csrfSkipper exempts endpoints that are not browser forms: client-authenticated
 // OAuth2 endpoints, machine endpoints, and static files.
 func csrfSkipper(c echo.Context) bool {
@@ -122,12 +142,16 @@ func securityHeaders(hsts bool) echo.MiddlewareFunc {
 	}
 }
 
-// bodyLimit caps request bodies; reading past the limit fails, and handlers
-// answer with their protocol's error (fosite: invalid_request).
+// bodyLimit caps request bodies; reading past the limit fails. The OAuth2
+// endpoints carry their own limit (see RegisterOAuth) so that they answer
+// with the RFC 6749 error instead of a problem document.
 func bodyLimit(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
+			if strings.HasPrefix(r.URL.Path, "/oauth2/") {
+				return next(c)
+			}
 			if r.ContentLength > limit {
 				return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
 			}

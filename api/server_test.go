@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,12 +18,13 @@ func newTestEcho(t *testing.T, ready func(context.Context) error) *echo.Echo {
 	t.Helper()
 	e := NewEcho(Config{MaxBodyBytes: 1024}, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: ready})
 	e.POST("/form", func(c echo.Context) error { return c.String(http.StatusOK, "posted") })
-	e.POST("/oauth2/token", func(c echo.Context) error {
+	e.POST("/form-large", func(c echo.Context) error {
 		if _, err := io.ReadAll(c.Request().Body); err != nil {
 			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
 		}
 		return c.String(http.StatusOK, "token")
 	})
+	e.POST("/oauth2/token", func(c echo.Context) error { return c.String(http.StatusOK, "token") })
 	e.GET("/boom", func(c echo.Context) error { panic("boom") })
 	return e
 }
@@ -96,7 +98,7 @@ func TestOAuthEndpointsAreNotCSRFChecked(t *testing.T) {
 
 func TestOversizedBodiesAreRefused(t *testing.T) {
 	e := newTestEcho(t, nil)
-	rec := do(e, http.MethodPost, "/oauth2/token", strings.Repeat("a", 2048))
+	rec := do(e, http.MethodPost, "/form-large", strings.Repeat("a", 2048))
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized body = %d", rec.Code)
 	}
@@ -116,5 +118,33 @@ func TestMetricsCountRequestsByRoute(t *testing.T) {
 	rec := do(e, http.MethodGet, "/metrics", "")
 	if !strings.Contains(rec.Body.String(), `mandated_http_requests_total{code="200",method="GET",route="/healthz"} 1`) {
 		t.Fatalf("metrics lack the healthz count:\n%s", rec.Body)
+	}
+}
+
+func TestClientAddressIgnoresForwardedHeadersUnlessTheProxyIsTrusted(t *testing.T) {
+	_, proxies, _ := net.ParseCIDR("10.0.0.0/8")
+	tests := []struct {
+		name    string
+		trusted []*net.IPNet
+		peer    string
+		want    string
+	}{
+		{"no trusted proxy", nil, "192.0.2.7:5000", "192.0.2.7"},
+		{"trusted proxy", []*net.IPNet{proxies}, "10.1.2.3:5000", "198.51.100.9"},
+		{"untrusted peer", []*net.IPNet{proxies}, "192.0.2.7:5000", "192.0.2.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := NewEcho(Config{TrustedProxies: tt.trusted}, Deps{Logger: slog.New(slog.DiscardHandler)})
+			e.GET("/ip", func(c echo.Context) error { return c.String(http.StatusOK, c.RealIP()) })
+			req := httptest.NewRequest(http.MethodGet, "/ip", nil)
+			req.RemoteAddr = tt.peer
+			req.Header.Set("X-Forwarded-For", "198.51.100.9")
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			if rec.Body.String() != tt.want {
+				t.Errorf("client address = %q, want %q", rec.Body.String(), tt.want)
+			}
+		})
 	}
 }

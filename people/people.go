@@ -112,6 +112,9 @@ type Store interface {
 	CountSignInFailures(ctx context.Context, key string, windowStart time.Time) (int, error)
 	// ClearSignInFailures forgets key's failures (after a success).
 	ClearSignInFailures(ctx context.Context, key string) error
+	// PruneSignInFailures deletes failures recorded before t (older than any
+	// throttle window) and returns how many went.
+	PruneSignInFailures(ctx context.Context, before time.Time) (int, error)
 
 	CreateSession(ctx context.Context, s Session) error
 	// GetSession returns mandate.ErrNotFound for unknown or expired (at now) sessions.

@@ -54,6 +54,7 @@ type Options struct {
 // Store is the gorm persistence layer. It is safe for concurrent use.
 type Store struct {
 	dialect string
+	dsn     string   // PostgreSQL URL, for the revocation bus's own connection
 	db      *gorm.DB // writes and transactions (one connection on SQLite)
 	rdb     *gorm.DB // reads outside transactions (== db on PostgreSQL)
 	clock   mandate.Clock
@@ -74,6 +75,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	var err error
 	if isPostgresURL(databaseURL) {
 		s.dialect = DialectPostgres
+		s.dsn = databaseURL
 		s.db, err = openPostgres(databaseURL, s.gormConfig(), opts.MaxOpenConns)
 		s.rdb = s.db
 	} else {

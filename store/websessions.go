@@ -108,3 +108,13 @@ func (s *Store) ClearSignInFailures(ctx context.Context, key string) error {
 	err := s.w(ctx).Where("failure_key = ?", key).Delete(&signInFailureRow{}).Error
 	return s.wrap(err, "clear sign-in failures")
 }
+
+// PruneSignInFailures deletes failures recorded before `before` and returns
+// how many went.
+func (s *Store) PruneSignInFailures(ctx context.Context, before time.Time) (int, error) {
+	res := s.w(ctx).Where("failed_at < ?", utc(before)).Delete(&signInFailureRow{})
+	if res.Error != nil {
+		return 0, s.wrap(res.Error, "prune sign-in failures")
+	}
+	return int(res.RowsAffected), nil
+}

@@ -245,6 +245,54 @@ func testSignInFailures(t *testing.T, open Opener) {
 	}
 }
 
+func testPruneSignInFailures(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	ctx := t.Context()
+	cutoff := t0.Add(time.Hour)
+	record := func(key string, at time.Time) {
+		t.Helper()
+		_, err := e.s.RecordSignInFailure(ctx, key, at, t0)
+		must(t, err)
+	}
+	record("account:a", t0)
+	record("account:a", cutoff.Add(-time.Microsecond))
+	record("account:a", cutoff) // not before the cutoff: kept
+	record("ip:10.0.0.1", t0.Add(time.Minute))
+	record("ip:10.0.0.2", cutoff.Add(time.Minute))
+
+	n, err := e.s.PruneSignInFailures(ctx, cutoff)
+	must(t, err)
+	if n != 3 {
+		t.Errorf("PruneSignInFailures = %d, want 3", n)
+	}
+	for _, tt := range []struct {
+		key  string
+		want int
+	}{{"account:a", 1}, {"ip:10.0.0.1", 0}, {"ip:10.0.0.2", 1}} {
+		if got, err := e.s.CountSignInFailures(ctx, tt.key, t0); err != nil || got != tt.want {
+			t.Errorf("after prune, CountSignInFailures(%s) = %d, %v; want %d", tt.key, got, err, tt.want)
+		}
+	}
+	n, err = e.s.PruneSignInFailures(ctx, cutoff)
+	must(t, err)
+	if n != 0 {
+		t.Errorf("second prune = %d, want 0", n)
+	}
+
+	// Inside a transaction that is rolled back, the prune is undone.
+	txCtx, err := e.s.BeginTX(ctx)
+	must(t, err)
+	n, err = e.s.PruneSignInFailures(txCtx, cutoff.Add(2*time.Minute))
+	must(t, err)
+	if n != 2 {
+		t.Errorf("prune in transaction = %d, want 2", n)
+	}
+	must(t, e.s.Rollback(txCtx))
+	if got, _ := e.s.CountSignInFailures(ctx, "ip:10.0.0.2", t0); got != 1 {
+		t.Errorf("rolled-back prune deleted failures: %d left, want 1", got)
+	}
+}
+
 func testSessions(t *testing.T, open Opener) {
 	e := newEnv(t, open)
 	ctx := t.Context()

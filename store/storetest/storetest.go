@@ -43,6 +43,7 @@ func RunTests(t *testing.T, open Opener) {
 		{"Staff", testStaff},
 		{"Enrolments", testEnrolments},
 		{"SignInFailures", testSignInFailures},
+		{"PruneSignInFailures", testPruneSignInFailures},
 		{"Sessions", testSessions},
 	}
 	for _, g := range groups {

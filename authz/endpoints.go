@@ -1,0 +1,176 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/mandated/mandated/mandate"
+)
+
+// parsePost reads a form-encoded POST body of at most MaxBodyBytes.
+func (s *Server) parsePost(r *http.Request) (url.Values, error) {
+	if r.Method != http.MethodPost {
+		return nil, fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s', expected 'POST'.", r.Method)
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		return nil, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form or is too large.").WithWrap(err)
+	}
+	if len(r.PostForm) == 0 {
+		return nil, fosite.ErrInvalidRequest.WithHint("The POST body can not be empty.")
+	}
+	return r.PostForm, nil
+}
+
+// writeError answers with an RFC 6749 §5.2 error. A client that tried HTTP
+// Basic authentication and failed gets 401 with WWW-Authenticate.
+func (s *Server) writeError(rw http.ResponseWriter, r *http.Request, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= 500 {
+		s.log.ErrorContext(r.Context(), "oauth2 endpoint", "path", r.URL.Path, "err", err, "debug", rfc.DebugField)
+	}
+	if rfc.CodeField == http.StatusUnauthorized {
+		if _, _, basic := r.BasicAuth(); basic {
+			rw.Header().Set("WWW-Authenticate", `Basic realm="mandated"`)
+		}
+	}
+	s.provider.WriteAccessError(r.Context(), rw, nil, err)
+}
+
+// checkCatalogue refuses scopes that are not in the catalogue.
+func checkCatalogue(scope string) error {
+	names := fosite.RemoveEmpty(strings.Split(scope, " "))
+	if err := mandate.ValidateScopes(names); err != nil {
+		return fosite.ErrInvalidScope.WithHint(err.Error())
+	}
+	return nil
+}
+
+// Token serves the token endpoint (RFC 6749 §3.2).
+func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	form, err := s.parsePost(r)
+	if err != nil {
+		s.writeError(rw, r, err)
+		return
+	}
+	if err := checkCatalogue(form.Get("scope")); err != nil {
+		s.writeError(rw, r, err)
+		return
+	}
+	if gt := form.Get("grant_type"); gt != "" && !slices.Contains(supportedGrantTypes, gt) {
+		s.writeError(rw, r, fosite.ErrUnsupportedGrantType.WithHintf("Grant type '%s' is not supported.", gt))
+		return
+	}
+	ar, err := s.provider.NewAccessRequest(ctx, r, &fosite.DefaultSession{})
+	if err != nil {
+		s.writeError(rw, r, err)
+		return
+	}
+	if ar.GetGrantTypes().ExactOne(GrantClientCredentials) {
+		// fosite checked them against the client's registration; granting is ours.
+		for _, sc := range ar.GetRequestedScopes() {
+			ar.GrantScope(sc)
+		}
+		for _, aud := range ar.GetRequestedAudience() {
+			ar.GrantAudience(aud)
+		}
+	}
+	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if err != nil {
+		s.writeError(rw, r, err)
+		return
+	}
+	s.provider.WriteAccessResponse(ctx, rw, ar, resp)
+}
+
+// Revoke serves token revocation (RFC 7009). Unknown or already revoked
+// tokens answer 200; a token of another client is refused.
+func (s *Server) Revoke(rw http.ResponseWriter, r *http.Request) {
+	form, err := s.parsePost(r)
+	if err == nil && form.Get("token") == "" {
+		err = fosite.ErrInvalidRequest.WithHint("The 'token' parameter is missing.")
+	}
+	if err == nil {
+		err = s.provider.NewRevocationRequest(r.Context(), r)
+	}
+	switch {
+	case err == nil, errors.Is(err, fosite.ErrNotFound), errors.Is(err, fosite.ErrInactiveToken):
+		rw.Header().Set("Cache-Control", "no-store")
+		rw.Header().Set("Pragma", "no-cache")
+		rw.WriteHeader(http.StatusOK)
+	default:
+		s.writeError(rw, r, err)
+	}
+}
+
+// JWKS serves the published signing keys.
+func (s *Server) JWKS(rw http.ResponseWriter, _ *http.Request) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = rw.Write(s.keys.JWKS())
+}
+
+// Metadata is the RFC 8414 authorization server metadata.
+type Metadata struct {
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValues  []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValues     []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+}
+
+// clientAssertionAlgs are the JWS algorithms fosite verifies for private_key_jwt.
+var clientAssertionAlgs = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+
+// Metadata returns the server's RFC 8414 metadata.
+func (s *Server) Metadata() Metadata {
+	confidential := []string{AuthMethodSecretBasic, AuthMethodSecretPost, AuthMethodPrivateKey}
+	return Metadata{
+		Issuer:                            s.cfg.Issuer,
+		AuthorizationEndpoint:             s.cfg.URL(PathAuthorize),
+		TokenEndpoint:                     s.cfg.URL(PathToken),
+		JWKSURI:                           s.cfg.URL(PathJWKS),
+		IntrospectionEndpoint:             s.cfg.URL(PathIntrospect),
+		RevocationEndpoint:                s.cfg.URL(PathRevoke),
+		ScopesSupported:                   mandate.ScopeNames(),
+		ResponseTypesSupported:            []string{"code"},
+		GrantTypesSupported:               append([]string(nil), supportedGrantTypes...),
+		TokenEndpointAuthMethodsSupported: append(confidential, AuthMethodNone),
+		TokenEndpointAuthSigningAlgValuesSupported: clientAssertionAlgs,
+		IntrospectionEndpointAuthMethodsSupported:  confidential,
+		IntrospectionEndpointAuthSigningAlgValues:  clientAssertionAlgs,
+		RevocationEndpointAuthMethodsSupported:     append(confidential, AuthMethodNone),
+		RevocationEndpointAuthSigningAlgValues:     clientAssertionAlgs,
+		CodeChallengeMethodsSupported:              []string{"S256"},
+	}
+}
+
+// ServeMetadata writes Metadata as JSON.
+func (s *Server) ServeMetadata(rw http.ResponseWriter, _ *http.Request) {
+	body, err := json.Marshal(s.Metadata())
+	if err != nil {
+		http.Error(rw, "internal error", http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = rw.Write(body)
+}

@@ -1,0 +1,85 @@
+package people
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mandated/mandated/mandate"
+)
+
+// StartSession opens a browser session for p and returns the cookie value
+// (32 random bytes; only their SHA-256 is stored).
+func (s *Service) StartSession(ctx context.Context, p Principal) (string, Session, error) {
+	cookie, hash, err := newToken()
+	if err != nil {
+		return "", Session{}, err
+	}
+	csrf, _, err := newToken()
+	if err != nil {
+		return "", Session{}, err
+	}
+	now := s.clock.Now()
+	sess := Session{IDHash: hash, Subject: p.Subject, CSRFToken: csrf, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", Session{}, fmt.Errorf("create session for %s: %w", p.Subject, err)
+	}
+	return cookie, sess, nil
+}
+
+// LookupSession finds the live session of a cookie value and who it belongs
+// to. ErrNoSession for unknown or expired sessions and for accounts that are
+// no longer active (their session is ended).
+func (s *Service) LookupSession(ctx context.Context, cookie string) (Principal, Session, error) {
+	if cookie == "" || len(cookie) > 100 {
+		return Principal{}, Session{}, ErrNoSession
+	}
+	hash := hashToken(cookie)
+	sess, err := s.store.GetSession(ctx, hash, s.clock.Now())
+	if errors.Is(err, mandate.ErrNotFound) {
+		return Principal{}, Session{}, ErrNoSession
+	}
+	if err != nil {
+		return Principal{}, Session{}, fmt.Errorf("load session: %w", err)
+	}
+	kind, id, ok := ParseSubject(sess.Subject)
+	if !ok || kind != "staff" {
+		return Principal{}, Session{}, ErrNoSession
+	}
+	staff, err := s.store.GetStaff(ctx, id)
+	if errors.Is(err, mandate.ErrNotFound) {
+		return Principal{}, Session{}, ErrNoSession
+	}
+	if err != nil {
+		return Principal{}, Session{}, fmt.Errorf("load staff %s: %w", id, err)
+	}
+	if staff.Status != StaffActive {
+		if err := s.store.DeleteSession(ctx, hash); err != nil && !errors.Is(err, mandate.ErrNotFound) {
+			s.log.WarnContext(ctx, "end session of inactive account", "err", err)
+		}
+		return Principal{}, Session{}, ErrNoSession
+	}
+	return staffPrincipal(staff), sess, nil
+}
+
+// EndSession ends the session of a cookie value; ending an unknown session is
+// not an error.
+func (s *Service) EndSession(ctx context.Context, cookie string) error {
+	if cookie == "" {
+		return nil
+	}
+	err := s.store.DeleteSession(ctx, hashToken(cookie))
+	if err != nil && !errors.Is(err, mandate.ErrNotFound) {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+// EndAllSessions ends every session of subject and returns how many ended.
+func (s *Service) EndAllSessions(ctx context.Context, subject string) (int, error) {
+	n, err := s.store.DeleteSessionsOf(ctx, subject)
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", subject, err)
+	}
+	return n, nil
+}
