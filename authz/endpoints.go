@@ -69,6 +69,12 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, &fosite.DefaultSession{})
+	if errors.Is(err, fosite.ErrJTIKnown) {
+		// A replayed RFC 7523 §2.1 assertion: invalid_grant (§3.1), not
+		// fosite's non-standard jti_known. (Replayed client assertions were
+		// already answered invalid_client during client authentication.)
+		err = fosite.ErrInvalidGrant.WithHint("The assertion was already used.").WithWrap(err)
+	}
 	if err != nil {
 		s.writeError(rw, r, err)
 		return

@@ -167,10 +167,11 @@ func clientsDelete(ctx context.Context, args []string, out io.Writer) error {
 	var cfg config
 	fs := newFlagSet("clients delete", "clients delete [flags] CLIENT_ID", out)
 	cfg.registerCommon(fs)
-	if err := fs.Parse(args); err != nil {
+	ids, err := parseWithPositionals(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(ids) != 1 {
 		return errors.New("usage: mandated clients delete CLIENT_ID")
 	}
 	a, err := openApp(ctx, &cfg, true)
@@ -178,10 +179,10 @@ func clientsDelete(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	if err := a.authz.DeleteClient(ctx, fs.Arg(0)); err != nil {
+	if err := a.authz.DeleteClient(ctx, ids[0]); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "client %s deleted, with every token issued to it\n", fs.Arg(0))
+	fmt.Fprintf(out, "client %s deleted, with every token issued to it\n", ids[0])
 	return nil
 }
 

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -275,7 +279,7 @@ func TestQuickTourSurvivesRestart(t *testing.T) {
 func TestEverySubcommandHasHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--help"}, {"migrate", "--help"}, {"clients", "create", "--help"}, {"clients", "list", "--help"},
-		{"clients", "delete", "--help"}, {"keys", "rotate", "--help"}, {"staff", "create", "--help"}, {"version", "--help"},
+		{"clients", "delete", "--help"}, {"keys", "rotate", "--help"}, {"trusts", "add", "--help"}, {"trusts", "list", "--help"}, {"staff", "create", "--help"}, {"version", "--help"},
 	} {
 		var out bytes.Buffer
 		err := run(t.Context(), args, &out, io.Discard)
@@ -358,5 +362,29 @@ func TestRevocationOnOneReplicaReachesTheOthers(t *testing.T) {
 			t.Fatal("the second replica still says active 10 s after the revocation")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestTrustsAddListDelete(t *testing.T) {
+	in := newSQLiteInstance(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwk, _ := json.Marshal(jose.JSONWebKey{Key: &key.PublicKey, KeyID: "idp-1", Algorithm: "ES256"})
+	path := filepath.Join(t.TempDir(), "idp.jwk")
+	if err := os.WriteFile(path, jwk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var trust struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(in.cli("trusts", "add", "--iss", "https://idp.example.fr", "--sub", "agent-42",
+		"--jwk-file", path, "--scope", "mail.read", "--json")), &trust); err != nil || trust.ID == "" {
+		t.Fatalf("trusts add: %v %+v", err, trust)
+	}
+	if list := in.cli("trusts", "list"); !strings.Contains(list, trust.ID) || !strings.Contains(list, "agent-42") {
+		t.Errorf("trusts list:\n%s", list)
+	}
+	in.cli("trusts", "delete", trust.ID)
+	if list := in.cli("trusts", "list"); strings.Contains(list, trust.ID) {
+		t.Errorf("deleted trust still listed:\n%s", list)
 	}
 }

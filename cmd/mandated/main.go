@@ -28,6 +28,7 @@ func commands() []command {
 		{"serve", "run the server", runServe},
 		{"migrate", "apply pending database migrations and exit", runMigrate},
 		{"clients", "manage OAuth2 clients: create, list, delete", runClients},
+		{"trusts", "manage RFC 7523 trusted assertion issuers: add, list, delete", runTrusts},
 		{"keys", "manage token-signing keys: rotate, list", runKeys},
 		{"staff", "manage staff accounts: create", runStaff},
 		{"version", "print the version", runVersion},
@@ -92,4 +93,21 @@ func runVersion(_ context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "mandated %s (%s)\n", version, goVersion)
 	return nil
+}
+
+// parseWithPositionals parses flags that may come before or after the
+// positional arguments (`clients delete ID --database-url …`), which the flag
+// package alone stops at, and returns the positionals.
+func parseWithPositionals(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positionals []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positionals, nil
+		}
+		positionals = append(positionals, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
