@@ -112,9 +112,12 @@ func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
 // csrfSkipper exempts endpoints that are not browser forms: client-authenticated
 // OAuth2 endpoints, machine endpoints, and static files.
 func csrfSkipper(c echo.Context) bool {
+	if OAuthCSRFSkipper(c) {
+		return true
+	}
 	p := c.Request().URL.Path
 	switch p {
-	case "/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/healthz", "/readyz", "/metrics":
+	case "/healthz", "/readyz", "/metrics":
 		return true
 	}
 	return strings.HasPrefix(p, "/static/") || strings.HasPrefix(p, "/.well-known/")

@@ -69,7 +69,7 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, &fosite.DefaultSession{})
-	if errors.Is(err, fosite.ErrJTIKnown) {
+	if rfc := (*fosite.RFC6749Error)(nil); errors.As(err, &rfc) && rfc.ErrorField == fosite.ErrJTIKnown.ErrorField {
 		// A replayed RFC 7523 §2.1 assertion: invalid_grant (§3.1), not
 		// fosite's non-standard jti_known. (Replayed client assertions were
 		// already answered invalid_client during client authentication.)
