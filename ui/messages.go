@@ -38,7 +38,7 @@ var messages = map[string]msg{
 	"enrol.qr.alt":         {"Code QR à scanner avec votre application d'authentification", "QR code to scan with your authenticator app"},
 	"enrol.secret.open":    {"Sur ce téléphone : ouvrir dans l'application", "On this phone: open in the app"},
 	"enrol.secret.summary": {"Impossible de scanner ? Entrez la clé à la main", "Cannot scan? Type the key in by hand"},
-	"enrol.secret.text":    {"Dans l'application, choisissez « saisir une clé » et recopiez :", "In the app, choose \"enter a setup key\" and copy:"},
+	"enrol.secret.text":    {"Dans l'application, choisissez « saisir une clé » et recopiez :", "In the app, choose \"enter a setup key\" and copy:"},
 	"enrol.step3":          {"3. Le premier code", "3. The first code"},
 	"enrol.code":           {"Code à 6 chiffres affiché par l'application", "6-digit code shown by the app"},
 	"enrol.submit":         {"Terminer", "Finish"},
@@ -72,7 +72,7 @@ var messages = map[string]msg{
 	"consent.title": {"%s demande votre autorisation", "%s asks for your authorisation"},
 	"consent.who":   {"Vous êtes connecté en tant que %s (%s).", "You are signed in as %s (%s)."},
 	"consent.intro": {"Si vous acceptez, cette application pourra :", "If you agree, this app will be able to:"},
-	"consent.later": {"Vous pourrez retirer cette autorisation à tout moment dans « Mes autorisations ».", "You can withdraw this authorisation at any time in \"My authorisations\"."},
+	"consent.later": {"Vous pourrez retirer cette autorisation à tout moment dans « Mes autorisations ».", "You can withdraw this authorisation at any time in \"My authorisations\"."},
 	"consent.allow": {"Autoriser", "Allow"},
 	"consent.deny":  {"Refuser", "Refuse"},
 
