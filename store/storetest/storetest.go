@@ -45,6 +45,7 @@ func RunTests(t *testing.T, open Opener) {
 		{"SignInFailures", testSignInFailures},
 		{"PruneSignInFailures", testPruneSignInFailures},
 		{"Sessions", testSessions},
+		{"Audit", testAudit},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })
