@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/people"
@@ -24,6 +26,7 @@ type app struct {
 	keys   *authz.KeyManager
 	authz  *authz.Server
 	people *people.Service
+	audit  *audit.Log // records need audit.Run running (serve runs it)
 }
 
 // openApp opens the database (migrating it when asked), loads the secrets and
@@ -79,7 +82,25 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		return nil, fmt.Errorf("authorization server: %w", err)
 	}
 	a.people = people.NewService(st, sec.Sealer, clock, log, people.Config{})
+	a.audit, err = audit.New(ctx, audit.Config{Store: st, Sealer: sec.Sealer, Origin: auditOrigin(cfg.Issuer), Clock: clock, Logger: log})
+	if err != nil {
+		a.bus.Close()
+		st.Close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
 	return a, nil
+}
+
+// auditOrigin names the audit log in its checkpoints and is its signer key's
+// name: the issuer's host and path, then "/audit"
+// (https://id.example.org → "id.example.org/audit"). Changing the issuer
+// therefore starts a new log with a new key.
+func auditOrigin(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" {
+		return "mandated/audit"
+	}
+	return u.Host + strings.TrimSuffix(u.Path, "/") + "/audit"
 }
 
 // Close stops the revocation bus and closes the database.

@@ -280,6 +280,7 @@ func TestEverySubcommandHasHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--help"}, {"migrate", "--help"}, {"clients", "create", "--help"}, {"clients", "list", "--help"},
 		{"clients", "delete", "--help"}, {"keys", "rotate", "--help"}, {"trusts", "add", "--help"}, {"trusts", "list", "--help"}, {"staff", "create", "--help"}, {"version", "--help"},
+		{"audit", "--help"}, {"audit", "key", "--help"}, {"audit", "export", "--help"}, {"audit", "verify", "--help"},
 	} {
 		var out bytes.Buffer
 		err := run(t.Context(), args, &out, io.Discard)

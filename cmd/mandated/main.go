@@ -31,6 +31,7 @@ func commands() []command {
 		{"trusts", "manage RFC 7523 trusted assertion issuers: add, list, delete", runTrusts},
 		{"keys", "manage token-signing keys: rotate, list", runKeys},
 		{"staff", "manage staff accounts: create", runStaff},
+		{"audit", "audit log: key, export, verify (offline)", runAudit},
 		{"version", "print the version", runVersion},
 	}
 }

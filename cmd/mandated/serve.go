@@ -45,6 +45,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	pages := ui.New(ui.Deps{People: a.people, Consents: a.authz, Logger: a.log, SecureCookies: secure})
 	pages.Register(e)
 	api.RegisterOAuth(e, a.authz, pages)
+	api.RegisterAudit(e, a.audit)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -67,6 +68,16 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}()
 	go a.sweepExpired(bg)
+	auditDone := make(chan struct{})
+	go func() {
+		defer close(auditDone)
+		if err := a.audit.Run(bg); err != nil {
+			a.log.Error("audit log stopped", "err", err)
+		}
+	}()
+	// Runs before a.Close: the audit writer finishes its batch and stops
+	// before the database closes (after the HTTP server drained, below).
+	defer func() { stopBackground(); <-auditDone }()
 
 	a.log.Info("mandated listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer,
 		"database", a.store.Dialect(), "version", version)
