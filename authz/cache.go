@@ -2,6 +2,7 @@ package authz
 
 import (
 	"crypto/sha256"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,68 @@ type tokenEntry struct {
 	verified bool
 }
 
+// snapshot copies what introspection reports of req (ID, time, client,
+// scopes, audiences, and of a *fosite.DefaultSession the subject, access
+// token expiry and jti) into a small immutable request. The request fosite
+// issued carries maps (form, session expiries and extras) and a copy of the
+// form; keeping it whole made every cached token cost about 2 KB, which at
+// thousands of tokens a second is what bounds the server's memory.
+func snapshot(req fosite.Requester) fosite.Requester {
+	if req == nil {
+		return nil
+	}
+	if r, ok := req.(*fosite.Request); ok {
+		if _, done := r.Session.(accessSnapshot); done {
+			return r
+		}
+	}
+	var sess fosite.Session
+	switch s := req.GetSession().(type) {
+	case *fosite.DefaultSession:
+		if s != nil {
+			jti, _ := s.Extra[extraJTI].(string)
+			sess = accessSnapshot{subject: s.Subject, expires: s.GetExpiresAt(fosite.AccessToken), jti: jti}
+		}
+	case nil:
+	default:
+		sess = s // not ours: keep as is
+	}
+	return &fosite.Request{
+		ID:                req.GetID(),
+		RequestedAt:       req.GetRequestedAt(),
+		Client:            req.GetClient(),
+		RequestedScope:    req.GetRequestedScopes(),
+		GrantedScope:      req.GetGrantedScopes(),
+		RequestedAudience: req.GetRequestedAudience(),
+		GrantedAudience:   req.GetGrantedAudience(),
+		Session:           sess,
+	}
+}
+
+// accessSnapshot is the session of a cached access token: what introspection
+// reports of a *fosite.DefaultSession. It is immutable (a value; SetExpiresAt
+// changes nothing), as cached entries are shared between requests.
+type accessSnapshot struct {
+	subject string
+	expires time.Time // access token expiry
+	jti     string
+}
+
+var _ fosite.Session = accessSnapshot{}
+
+func (accessSnapshot) SetExpiresAt(fosite.TokenType, time.Time) {}
+
+func (s accessSnapshot) GetExpiresAt(t fosite.TokenType) time.Time {
+	if t == fosite.AccessToken {
+		return s.expires
+	}
+	return time.Time{}
+}
+
+func (accessSnapshot) GetUsername() string     { return "" }
+func (s accessSnapshot) GetSubject() string    { return s.subject }
+func (s accessSnapshot) Clone() fosite.Session { return s }
+
 func newTokenCache(max int) *tokenCache {
 	return &tokenCache{bySig: map[string]tokenEntry{}, byReq: map[string][]string{}, max: max}
 }
@@ -49,8 +112,14 @@ func (c *tokenCache) get(sig string) (tokenEntry, bool) {
 }
 
 // put stores an entry unless an eviction happened after gen was read or the
-// cache is full (then lookups fall back to storage).
+// cache is full (then lookups fall back to storage). The entry keeps only
+// what introspection reports (see snapshot).
 func (c *tokenCache) put(sig string, e tokenEntry, gen uint64) {
+	// Outside the lock: copying is the costly part.
+	e.req = snapshot(e.req)
+	// sig is usually a substring of the whole token: cloning it lets the
+	// token's bytes go.
+	sig = strings.Clone(sig)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen || len(c.bySig) >= c.max {

@@ -186,7 +186,6 @@ func mayIntrospect(callerID string, d introspectionResponse) bool {
 }
 
 func (s *Server) describe(use fosite.TokenUse, ar fosite.AccessRequester) introspectionResponse {
-	sess, _ := ar.GetSession().(*fosite.DefaultSession)
 	resp := introspectionResponse{
 		Active:   true,
 		Scope:    strings.Join(ar.GetGrantedScopes(), " "),
@@ -194,10 +193,18 @@ func (s *Server) describe(use fosite.TokenUse, ar fosite.AccessRequester) intros
 		Issuer:   s.cfg.Issuer,
 		Audience: ar.GetGrantedAudience(),
 	}
-	if sess != nil {
-		resp.Subject = sess.GetSubject()
-		if jti, ok := sess.Extra[extraJTI].(string); ok && use == fosite.AccessToken {
-			resp.JTI = jti
+	switch sess := ar.GetSession().(type) {
+	case *fosite.DefaultSession: // loaded from storage (refresh tokens)
+		if sess != nil {
+			resp.Subject = sess.GetSubject()
+			if jti, ok := sess.Extra[extraJTI].(string); ok && use == fosite.AccessToken {
+				resp.JTI = jti
+			}
+		}
+	case accessSnapshot: // from the token cache
+		resp.Subject = sess.subject
+		if use == fosite.AccessToken {
+			resp.JTI = sess.jti
 		}
 	}
 	if resp.Subject == "" {
