@@ -20,6 +20,7 @@ import (
 
 	"github.com/mandated/mandated/api"
 	"github.com/mandated/mandated/authz"
+	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/people"
 	"github.com/mandated/mandated/seal"
 	"github.com/mandated/mandated/store"
@@ -91,21 +92,31 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessRecording(t, storetest.OpenSQLite(t), nil)
+}
+
+// newHarnessRecording is newHarness over st, recording into rec (built on st
+// and the harness clock; nil records nothing).
+func newHarnessRecording(t testing.TB, st *store.Store, rec func(*store.Store, mandate.Clock) authz.Recorder) *harness {
+	t.Helper()
 	ctx := context.Background()
-	st := storetest.OpenSQLite(t)
 	clock := &testClock{}
+	var recorder authz.Recorder = authz.NopRecorder{}
+	if rec != nil {
+		recorder = rec(st, clock)
+	}
 	sealer, err := seal.New(randomBytes(t, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: st, Sealer: sealer, Clock: clock})
+	keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: st, Sealer: sealer, Clock: clock, Recorder: recorder})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
 	srv, err := authz.New(authz.Config{Issuer: issuer, HMACSecret: randomBytes(t, 32)}, st, keys,
-		authz.WithClock(clock), authz.WithJWKSHTTPClient(&http.Client{Timeout: 2 * time.Second}))
+		authz.WithClock(clock), authz.WithJWKSHTTPClient(&http.Client{Timeout: 2 * time.Second}), authz.WithRecorder(recorder))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,8 @@ type Action string
 const (
 	ActionSignInSucceeded  Action = "sign_in.succeeded"
 	ActionSignInFailed     Action = "sign_in.failed"
+	ActionEnrolmentDone    Action = "enrolment.completed"
+	ActionSessionEnded     Action = "session.ended"
 	ActionClientRegistered Action = "client.registered"
 	ActionClientDeleted    Action = "client.deleted"
 	ActionConsentGranted   Action = "consent.granted"
@@ -42,6 +44,7 @@ const (
 
 var actions = map[Action]bool{
 	ActionSignInSucceeded: true, ActionSignInFailed: true,
+	ActionEnrolmentDone: true, ActionSessionEnded: true,
 	ActionClientRegistered: true, ActionClientDeleted: true,
 	ActionConsentGranted: true, ActionConsentWithdrawn: true,
 	ActionTokenIssued: true, ActionTokenRefreshed: true, ActionTokenRevoked: true,
@@ -73,6 +76,9 @@ const (
 	ActorHolder ActorKind = "holder"
 	ActorClient ActorKind = "client"
 	ActorSystem ActorKind = "system"
+	// ActorUnknown is a caller who named no known account (a sign-in with an
+	// unknown email). It carries no id: what they typed is never recorded.
+	ActorUnknown ActorKind = "unknown"
 )
 
 // Person reports whether the actor is a person (whose id and name are
@@ -130,7 +136,7 @@ func (e Event) Validate() error {
 		if e.Actor.ID == "" {
 			return fmt.Errorf("%w: actor of kind %s needs an id", ErrInvalid, e.Actor.Kind)
 		}
-	case ActorSystem:
+	case ActorSystem, ActorUnknown:
 	default:
 		return fmt.Errorf("%w: unknown actor kind %q", ErrInvalid, trunc(string(e.Actor.Kind)))
 	}

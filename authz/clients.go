@@ -12,6 +12,7 @@ import (
 
 	josev3 "github.com/go-jose/go-jose/v3"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 )
 
@@ -69,6 +70,13 @@ func (s *Server) RegisterClient(ctx context.Context, spec ClientSpec) (*Client, 
 		return nil, "", invalidSpec("%v", err)
 	}
 	if err := s.store.CreateClient(ctx, c); err != nil {
+		return nil, "", fmt.Errorf("register client %s: %w", c.Name, err)
+	}
+	// Recorded once it exists; if the record fails, the client goes again.
+	if err := s.recordAdmin(ctx, audit.ActionClientRegistered, c.ID, "client "+c.ID); err != nil {
+		if derr := s.store.DeleteClient(ctx, c.ID); derr != nil {
+			return nil, "", fmt.Errorf("register client %s: %w (and removing it failed: %v)", c.Name, err, derr)
+		}
 		return nil, "", fmt.Errorf("register client %s: %w", c.Name, err)
 	}
 	return c, secret, nil
@@ -224,9 +232,25 @@ func (s *Server) ListClients(ctx context.Context) ([]*Client, error) {
 // DeleteClient removes a client with its tokens, codes and consents, and
 // tells every cache (on every replica) to forget it.
 func (s *Server) DeleteClient(ctx context.Context, id string) error {
+	if _, err := s.store.GetClient(ctx, id); err != nil {
+		return fmt.Errorf("delete client %s: %w", id, err)
+	}
+	// Recorded first: if the record fails, the client stays.
+	if err := s.recordAdmin(ctx, audit.ActionClientDeleted, id, "client "+id); err != nil {
+		return fmt.Errorf("delete client %s: %w", id, err)
+	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return fmt.Errorf("delete client %s: %w", id, err)
 	}
 	s.store.publish(ctx, clientMessagePrefix+id)
 	return nil
+}
+
+// recordAdmin records an administration event done by the operator (the
+// mandated CLI). Client ids are not personal data: they go in clear.
+func (s *Server) recordAdmin(ctx context.Context, action audit.Action, clientID, target string) error {
+	_, err := s.rec.Record(ctx, audit.Event{
+		Actor: operator, ClientID: clientID, Action: action, Target: target, Outcome: audit.OutcomeSuccess,
+	})
+	return err
 }

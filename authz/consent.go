@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 )
 
@@ -39,6 +41,10 @@ func (s *Server) RememberConsent(ctx context.Context, subject, clientID string, 
 		return fmt.Errorf("consent of %s for %s: %w", subject, clientID, err)
 	}
 	c := Consent{Subject: subject, ClientID: clientID, Scopes: all, GrantedAt: s.clock.Now()}
+	// Recorded first: if the record fails, no consent and no code.
+	if err := s.recordConsent(ctx, audit.ActionConsentGranted, subject, clientID, "scope="+strings.Join(dedupe(scopes), " ")); err != nil {
+		return err
+	}
 	if err := s.store.SaveConsent(ctx, c); err != nil {
 		return fmt.Errorf("save consent of %s for %s: %w", subject, clientID, err)
 	}
@@ -48,6 +54,11 @@ func (s *Server) RememberConsent(ctx context.Context, subject, clientID string, 
 // WithdrawConsent forgets the consent and ends every grant subject gave
 // clientID: tokens and unused codes become inactive at once, everywhere.
 func (s *Server) WithdrawConsent(ctx context.Context, subject, clientID string) error {
+	// Recorded first: if the record fails, nothing is withdrawn and the
+	// person sees an error.
+	if err := s.recordConsent(ctx, audit.ActionConsentWithdrawn, subject, clientID, ""); err != nil {
+		return err
+	}
 	if err := s.store.DeleteConsent(ctx, subject, clientID); err != nil && !errors.Is(err, mandate.ErrNotFound) {
 		return fmt.Errorf("withdraw consent of %s for %s: %w", subject, clientID, err)
 	}
@@ -62,4 +73,20 @@ func (s *Server) WithdrawConsent(ctx context.Context, subject, clientID string) 
 // ListConsents returns subject's consents, newest first.
 func (s *Server) ListConsents(ctx context.Context, subject string) ([]Consent, error) {
 	return s.store.ListConsents(ctx, subject)
+}
+
+// recordConsent records a consent event with the person as actor.
+func (s *Server) recordConsent(ctx context.Context, action audit.Action, subject, clientID, reason string) error {
+	actor, ok := subjectActor(subject)
+	if !ok {
+		return fmt.Errorf("record %s: subject %q is not a person", action, subject)
+	}
+	if len(reason) > audit.MaxReasonLen {
+		reason = reason[:audit.MaxReasonLen]
+	}
+	e := audit.Event{Actor: actor, ClientID: clientID, Action: action, Outcome: audit.OutcomeSuccess, Reason: reason}
+	if _, err := s.rec.Record(ctx, e); err != nil {
+		return fmt.Errorf("consent of %s for %s: %w", subject, clientID, err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 )
 
@@ -76,6 +78,7 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 		err = fosite.ErrInvalidGrant.WithHint("The assertion was already used.").WithWrap(err)
 	}
 	if err != nil {
+		s.refused(ctx, rw, ar, err)
 		s.writeError(rw, r, err)
 		return
 	}
@@ -90,7 +93,14 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
+		s.refused(ctx, rw, ar, err)
 		s.writeError(rw, r, err)
+		return
+	}
+	// No tokens without their record: the tokens exist in the store but
+	// nobody has seen them; answer server_error instead.
+	if err := s.recordIssued(ctx, rw, ar); err != nil {
+		s.writeError(rw, r, fosite.ErrServerError.WithHint("The request could not be recorded.").WithWrap(err).WithDebug(err.Error()))
 		return
 	}
 	s.provider.WriteAccessResponse(ctx, rw, ar, resp)
@@ -103,11 +113,29 @@ func (s *Server) Revoke(rw http.ResponseWriter, r *http.Request) {
 	if err == nil && form.Get("token") == "" {
 		err = fosite.ErrInvalidRequest.WithHint("The 'token' parameter is missing.")
 	}
+	caller := &clientHolder{}
 	if err == nil {
-		err = s.provider.NewRevocationRequest(r.Context(), r)
+		var ctx context.Context
+		ctx, caller = withClientHolder(r.Context())
+		err = s.provider.NewRevocationRequest(ctx, r)
 	}
 	switch {
 	case err == nil, errors.Is(err, fosite.ErrNotFound), errors.Is(err, fosite.ErrInactiveToken):
+		// Only an authenticated client gets here. The token is revoked
+		// already; failing to record it answers server_error so the client
+		// retries (revocation is idempotent) and the retry is recorded.
+		actor := audit.Actor{Kind: audit.ActorClient, ID: caller.id}
+		if caller.id == "" {
+			actor = audit.Actor{Kind: audit.ActorSystem}
+		}
+		if _, rerr := s.rec.Record(r.Context(), audit.Event{
+			Actor: actor, ClientID: caller.id,
+			Action: audit.ActionTokenRevoked, Outcome: audit.OutcomeSuccess,
+			Reason: "revoked by the client", RequestID: requestID(rw),
+		}); rerr != nil {
+			s.writeError(rw, r, fosite.ErrServerError.WithHint("The request could not be recorded.").WithWrap(rerr).WithDebug(rerr.Error()))
+			return
+		}
 		rw.Header().Set("Cache-Control", "no-store")
 		rw.Header().Set("Pragma", "no-cache")
 		rw.WriteHeader(http.StatusOK)

@@ -15,6 +15,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/seal"
 )
@@ -25,6 +26,9 @@ type KeyManagerConfig struct {
 	Sealer *seal.Sealer
 	Clock  mandate.Clock // system clock when nil
 	Logger *slog.Logger  // slog.Default() when nil
+	// Recorder records key creation and rotation (NopRecorder when nil; the
+	// binary always gives the audit log).
+	Recorder Recorder
 	// MaxAccessTokenLifetime is the longest lifetime of a token a key signs: a
 	// retired key stays published that long (plus ReloadInterval and a margin).
 	MaxAccessTokenLifetime time.Duration
@@ -86,6 +90,9 @@ func NewKeyManager(ctx context.Context, cfg KeyManagerConfig) (*KeyManager, erro
 	if km.log == nil {
 		km.log = slog.Default()
 	}
+	if km.cfg.Recorder == nil {
+		km.cfg.Recorder = NopRecorder{}
+	}
 	if err := km.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -93,7 +100,7 @@ func NewKeyManager(ctx context.Context, cfg KeyManagerConfig) (*KeyManager, erro
 	none := km.current == nil
 	km.mu.RUnlock()
 	if none {
-		if err := km.Rotate(ctx); err != nil {
+		if err := km.rotate(ctx, audit.Actor{Kind: audit.ActorSystem}, "first signing key"); err != nil {
 			return nil, fmt.Errorf("create first signing key: %w", err)
 		}
 	}
@@ -102,7 +109,12 @@ func NewKeyManager(ctx context.Context, cfg KeyManagerConfig) (*KeyManager, erro
 
 // Rotate creates a new signing key; the store retires the older ones, which
 // stay in the JWKS until every token they signed has expired.
+// The operator (CLI) is recorded as the actor.
 func (km *KeyManager) Rotate(ctx context.Context) error {
+	return km.rotate(ctx, operator, "rotation")
+}
+
+func (km *KeyManager) rotate(ctx context.Context, actor audit.Actor, reason string) error {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate signing key: %w", err)
@@ -126,7 +138,16 @@ func (km *KeyManager) Rotate(ctx context.Context) error {
 		return fmt.Errorf("seal signing key: %w", err)
 	}
 	k := SigningKey{KID: kid, Algorithm: string(jose.ES256), PublicJWK: pubJSON, SealedPrivate: sealed, CreatedAt: km.clock.Now()}
+	// Recorded before the key exists: if the record fails, no new key.
+	ev := audit.Event{Actor: actor, Action: audit.ActionKeyRotated, Target: "kid " + kid, Outcome: audit.OutcomeSuccess, Reason: reason}
+	if _, err := km.cfg.Recorder.Record(ctx, ev); err != nil {
+		return fmt.Errorf("record signing key %s: %w", kid, err)
+	}
 	if err := km.cfg.Store.CreateSigningKey(ctx, k); err != nil {
+		ev.Outcome, ev.Reason = audit.OutcomeError, reason+": storing the key failed"
+		if _, rerr := km.cfg.Recorder.Record(ctx, ev); rerr != nil {
+			km.log.ErrorContext(ctx, "record failed signing key creation", "kid", kid, "err", rerr)
+		}
 		return fmt.Errorf("store signing key %s: %w", kid, err)
 	}
 	km.log.InfoContext(ctx, "signing key created", "kid", kid)

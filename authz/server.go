@@ -32,6 +32,7 @@ type Server struct {
 	bus      RevocationBus
 	clock    mandate.Clock
 	log      *slog.Logger
+	rec      Recorder
 }
 
 // Option adjusts New.
@@ -43,6 +44,7 @@ type options struct {
 	bus        RevocationBus
 	jwksClient *http.Client
 	maxCached  int
+	recorder   Recorder
 }
 
 // WithClock sets the clock (system clock by default).
@@ -83,6 +85,9 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 	if o.bus == nil {
 		o.bus = NewLocalBus()
 	}
+	if o.recorder == nil {
+		o.recorder = NopRecorder{}
+	}
 	secret, err := hkdf.Key(sha256.New, cfg.HMACSecret, nil, "mandated oauth2 hmac tokens", 32)
 	if err != nil {
 		return nil, fmt.Errorf("authz: derive HMAC secret: %w", err)
@@ -109,7 +114,7 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 		},
 		tokenURLs: []string{cfg.URL(PathToken), cfg.Issuer, cfg.URL(PathIntrospect), cfg.URL(PathRevoke)},
 	}
-	s := &Server{cfg: cfg, keys: keys, bus: o.bus, clock: o.clock, log: o.log}
+	s := &Server{cfg: cfg, keys: keys, bus: o.bus, clock: o.clock, log: o.log, rec: o.recorder}
 	s.store = &cachedStorage{
 		Storage: st, tokens: newTokenCache(o.maxCached), clients: newClientCache(5 * time.Minute),
 		bus: o.bus, clock: o.clock, log: o.log,
@@ -173,6 +178,7 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form u
 	}
 	c, err := s.provider.DefaultClientAuthenticationStrategy(ctx, r, form)
 	if err == nil {
+		noteClient(ctx, c.GetID())
 		return c, nil
 	}
 	var rfc *fosite.RFC6749Error

@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 )
 
@@ -83,6 +85,13 @@ func (s *Server) RegisterTrust(ctx context.Context, spec TrustSpec) (Trust, erro
 	if err := s.store.CreateTrust(ctx, t); err != nil {
 		return Trust{}, fmt.Errorf("store trust: %w", err)
 	}
+	// Recorded once it exists; if the record fails, the trust goes again.
+	if err := s.recordAdmin(ctx, audit.ActionTrustAdded, "", "trust "+t.ID); err != nil {
+		if derr := s.store.DeleteTrust(ctx, t.ID); derr != nil {
+			return Trust{}, fmt.Errorf("add trust: %w (and removing it failed: %v)", err, derr)
+		}
+		return Trust{}, fmt.Errorf("add trust: %w", err)
+	}
 	return t, nil
 }
 
@@ -94,5 +103,16 @@ func (s *Server) ListTrusts(ctx context.Context) ([]Trust, error) {
 // DeleteTrust ends a trust relationship; tokens already issued under it run
 // to their (short) expiry.
 func (s *Server) DeleteTrust(ctx context.Context, id string) error {
+	trusts, err := s.store.ListTrusts(ctx)
+	if err != nil {
+		return fmt.Errorf("delete trust %s: %w", id, err)
+	}
+	if !slices.ContainsFunc(trusts, func(t Trust) bool { return t.ID == id }) {
+		return fmt.Errorf("delete trust %s: %w", id, mandate.ErrNotFound)
+	}
+	// Recorded first: if the record fails, the trust stays.
+	if err := s.recordAdmin(ctx, audit.ActionTrustDeleted, "", "trust "+id); err != nil {
+		return fmt.Errorf("delete trust %s: %w", id, err)
+	}
 	return s.store.DeleteTrust(ctx, id)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 )
 
@@ -152,6 +153,15 @@ func (s *Service) CompleteEnrolment(ctx context.Context, token, displayName, pas
 	case errors.Is(err, mandate.ErrConflict), errors.Is(err, mandate.ErrNotFound), errors.Is(err, ErrEnrolmentLinkInvalid):
 		return ErrEnrolmentLinkInvalid
 	case err != nil:
+		return fmt.Errorf("complete enrolment of %s: %w", staff.ID, err)
+	}
+	// The account is active; if the record fails the person sees an error
+	// (the account stays active: the enrolment transaction cannot wait on
+	// the log, which needs the store's writer).
+	if err := s.record(ctx, audit.Event{
+		Actor: staffActor(staff.ID, displayName), Structure: staff.StructureID,
+		Action: audit.ActionEnrolmentDone, Outcome: audit.OutcomeSuccess,
+	}); err != nil {
 		return fmt.Errorf("complete enrolment of %s: %w", staff.ID, err)
 	}
 	s.log.InfoContext(ctx, "staff enrolment completed", "staff_id", staff.ID)

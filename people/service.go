@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/seal"
 )
@@ -24,7 +25,21 @@ type Config struct {
 	MaxAccountFailures int
 	// MaxIPFailures within the window block an IP address; 20.
 	MaxIPFailures int
+	// Recorder records sign-ins, enrolments and ended sessions in the audit
+	// log (*audit.Log). The binary always sets it; nil records nothing, for
+	// tests about other things.
+	Recorder Recorder
 }
+
+// Recorder records security events; *audit.Log satisfies it. An error means
+// the event was not recorded and the action must not happen.
+type Recorder interface {
+	Record(ctx context.Context, e audit.Event) (int64, error)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Record(context.Context, audit.Event) (int64, error) { return 0, nil }
 
 func (c Config) withDefaults() Config {
 	if c.EnrolmentTTL <= 0 {
@@ -41,6 +56,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxIPFailures <= 0 {
 		c.MaxIPFailures = 20
+	}
+	if c.Recorder == nil {
+		c.Recorder = nopRecorder{}
 	}
 	return c
 }
@@ -89,6 +107,18 @@ func newToken() (string, []byte, error) {
 	}
 	tok := base64.RawURLEncoding.EncodeToString(b)
 	return tok, hashToken(tok), nil
+}
+
+// record records e; Record must not run inside a store transaction.
+func (s *Service) record(ctx context.Context, e audit.Event) error {
+	if _, err := s.cfg.Recorder.Record(ctx, e); err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+func staffActor(id, name string) audit.Actor {
+	return audit.Actor{Kind: audit.ActorStaff, ID: id, Name: name}
 }
 
 func hashToken(tok string) []byte {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 )
 
@@ -65,10 +66,21 @@ func (s *Service) LookupSession(ctx context.Context, cookie string) (Principal, 
 // EndSession ends the session of a cookie value; ending an unknown session is
 // not an error.
 func (s *Service) EndSession(ctx context.Context, cookie string) error {
-	if cookie == "" {
+	if cookie == "" || len(cookie) > 100 {
 		return nil
 	}
-	err := s.store.DeleteSession(ctx, hashToken(cookie))
+	hash := hashToken(cookie)
+	sess, err := s.store.GetSession(ctx, hash, s.clock.Now())
+	if errors.Is(err, mandate.ErrNotFound) {
+		return nil // unknown or expired: nothing to end, nothing to record
+	}
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	if err := s.recordEnded(ctx, sess.Subject, "signed out"); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	err = s.store.DeleteSession(ctx, hash)
 	if err != nil && !errors.Is(err, mandate.ErrNotFound) {
 		return fmt.Errorf("end session: %w", err)
 	}
@@ -77,9 +89,23 @@ func (s *Service) EndSession(ctx context.Context, cookie string) error {
 
 // EndAllSessions ends every session of subject and returns how many ended.
 func (s *Service) EndAllSessions(ctx context.Context, subject string) (int, error) {
+	if err := s.recordEnded(ctx, subject, "all sessions ended"); err != nil {
+		return 0, fmt.Errorf("end sessions of %s: %w", subject, err)
+	}
 	n, err := s.store.DeleteSessionsOf(ctx, subject)
 	if err != nil {
 		return 0, fmt.Errorf("end sessions of %s: %w", subject, err)
 	}
 	return n, nil
+}
+
+// recordEnded records the end of a staff member's session(s), before they end.
+func (s *Service) recordEnded(ctx context.Context, subject, reason string) error {
+	kind, id, ok := ParseSubject(subject)
+	if !ok || kind != "staff" || id == "" {
+		return nil // not a person we know how to name; nothing personal goes in clear
+	}
+	return s.record(ctx, audit.Event{
+		Actor: staffActor(id, ""), Action: audit.ActionSessionEnded, Outcome: audit.OutcomeSuccess, Reason: reason,
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mandated/mandated/audit"
 )
 
 // SignInStaff checks a staff member's email, password and TOTP code, and
@@ -24,14 +26,29 @@ func (s *Service) SignInStaff(ctx context.Context, email, password, totpCode, ip
 	if err := s.checkThrottle(ctx, accountKey, ipKey); err != nil {
 		return Principal{}, err
 	}
-	p, err := s.signInStaff(ctx, email, password, totpCode)
+	p, staffID, err := s.signInStaff(ctx, email, password, totpCode)
 	if errors.Is(err, ErrSignInFailed) {
-		s.recordFailure(ctx, accountKey, ipKey)
+		reason := "bad credentials"
+		if s.recordFailure(ctx, accountKey, ipKey) >= s.cfg.MaxAccountFailures {
+			reason = "bad credentials; throttled"
+		}
+		s.auditFailure(ctx, staffID, reason)
 		s.log.InfoContext(ctx, "staff sign-in failed", "ip", ip)
+		return Principal{}, err
+	}
+	if errors.Is(err, ErrAccountDeactivated) {
+		s.auditFailure(ctx, staffID, "deactivated")
 		return Principal{}, err
 	}
 	if err != nil {
 		return Principal{}, err
+	}
+	// No session without its record: the caller gets an error, not p.
+	if err := s.record(ctx, audit.Event{
+		Actor: staffActor(p.ID, p.DisplayName), Structure: p.StructureID,
+		Action: audit.ActionSignInSucceeded, Outcome: audit.OutcomeSuccess,
+	}); err != nil {
+		return Principal{}, fmt.Errorf("sign in %s: %w", p.ID, err)
 	}
 	if err := s.store.ClearSignInFailures(ctx, accountKey); err != nil {
 		s.log.WarnContext(ctx, "clear sign-in failures", "err", err)
@@ -40,23 +57,47 @@ func (s *Service) SignInStaff(ctx context.Context, email, password, totpCode, ip
 	return p, nil
 }
 
-func (s *Service) signInStaff(ctx context.Context, email, password, totpCode string) (Principal, error) {
+// auditFailure records a failed sign-in. The actor is the account when the
+// email names one; otherwise the system, with no identifier at all (the
+// typed email may be anything, even someone's personal data, and would be
+// stored in clear). Attempts refused by the throttle before any check are
+// not recorded: anyone could send them without end, and the log is
+// append-only forever (they reach the request log and metrics only). A lost
+// record of a failure is logged; the attempt fails anyway.
+func (s *Service) auditFailure(ctx context.Context, staffID, reason string) {
+	actor := audit.Actor{Kind: audit.ActorUnknown}
+	if staffID != "" {
+		actor = staffActor(staffID, "")
+	} else {
+		reason += ": unknown account"
+	}
+	if err := s.record(ctx, audit.Event{Actor: actor, Action: audit.ActionSignInFailed, Outcome: audit.OutcomeDenied, Reason: reason}); err != nil {
+		s.log.ErrorContext(ctx, "record failed sign-in", "err", err)
+	}
+}
+
+// signInStaff returns the principal, or the error with the id of the
+// account the email named ("" when none).
+func (s *Service) signInStaff(ctx context.Context, email, password, totpCode string) (Principal, string, error) {
 	staff, err := s.store.FindStaffByEmail(ctx, email)
 	if err != nil || staff.PasswordHash == "" {
 		_, _ = VerifyPassword(s.dummy(), password) // same cost as a real check
-		return Principal{}, ErrSignInFailed
+		if err == nil {
+			return Principal{}, staff.ID, ErrSignInFailed
+		}
+		return Principal{}, "", ErrSignInFailed
 	}
 	ok, err := VerifyPassword(staff.PasswordHash, password)
 	if err != nil {
-		return Principal{}, fmt.Errorf("verify password of %s: %w", staff.ID, err)
+		return Principal{}, staff.ID, fmt.Errorf("verify password of %s: %w", staff.ID, err)
 	}
 	if !ok {
-		return Principal{}, ErrSignInFailed
+		return Principal{}, staff.ID, ErrSignInFailed
 	}
 	rehash := ""
 	if NeedsRehash(staff.PasswordHash) {
 		if rehash, err = HashPassword(password); err != nil {
-			return Principal{}, err
+			return Principal{}, staff.ID, err
 		}
 	}
 	now := s.clock.Now()
@@ -87,12 +128,12 @@ func (s *Service) signInStaff(ctx context.Context, email, password, totpCode str
 		return nil
 	})
 	if errors.Is(err, ErrSignInFailed) || errors.Is(err, ErrAccountDeactivated) {
-		return Principal{}, err
+		return Principal{}, staff.ID, err
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("sign in %s: %w", staff.ID, err)
+		return Principal{}, staff.ID, fmt.Errorf("sign in %s: %w", staff.ID, err)
 	}
-	return staffPrincipal(staff), nil
+	return staffPrincipal(staff), staff.ID, nil
 }
 
 func (s *Service) checkThrottle(ctx context.Context, accountKey, ipKey string) error {
@@ -114,13 +155,21 @@ func (s *Service) checkThrottle(ctx context.Context, accountKey, ipKey string) e
 	return nil
 }
 
-func (s *Service) recordFailure(ctx context.Context, keys ...string) {
+// recordFailure counts a failure under each key and returns the count of
+// the first (the account's).
+func (s *Service) recordFailure(ctx context.Context, keys ...string) int {
 	now := s.clock.Now()
-	for _, k := range keys {
-		if _, err := s.store.RecordSignInFailure(ctx, k, now, now.Add(-s.cfg.ThrottleWindow)); err != nil {
+	first := 0
+	for i, k := range keys {
+		n, err := s.store.RecordSignInFailure(ctx, k, now, now.Add(-s.cfg.ThrottleWindow))
+		if err != nil {
 			s.log.WarnContext(ctx, "record sign-in failure", "err", err)
 		}
+		if i == 0 {
+			first = n
+		}
 	}
+	return first
 }
 
 // dummy is a hash to verify against when there is no account, so an unknown

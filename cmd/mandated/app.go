@@ -26,7 +26,34 @@ type app struct {
 	keys   *authz.KeyManager
 	authz  *authz.Server
 	people *people.Service
-	audit  *audit.Log // records need audit.Run running (serve runs it)
+	audit  *audit.Log // every state change records into it
+	writer *auditWriter
+}
+
+// auditWriter runs the audit log's single writer (Log.Run) for as long as
+// the app is open, so every command — serve and the administration commands
+// alike — records: no action without its record. stop waits for the writer
+// to finish its batch, before the database closes.
+type auditWriter struct {
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func startAuditWriter(l *audit.Log, logger *slog.Logger) *auditWriter {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &auditWriter{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		if err := l.Run(ctx); err != nil {
+			logger.Error("audit log writer stopped", "err", err)
+		}
+	}()
+	return w
+}
+
+func (w *auditWriter) close() {
+	w.stop()
+	<-w.done
 }
 
 // openApp opens the database (migrating it when asked), loads the secrets and
@@ -57,16 +84,25 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
+	// The audit log comes first: everything after records into it.
+	a.audit, err = audit.New(ctx, audit.Config{Store: st, Sealer: sec.Sealer, Origin: auditOrigin(cfg.Issuer), Clock: clock, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	a.writer = startAuditWriter(a.audit, log)
 	a.keys, err = authz.NewKeyManager(ctx, authz.KeyManagerConfig{
 		Store: st, Sealer: sec.Sealer, Clock: clock, Logger: log,
-		MaxAccessTokenLifetime: cfg.AccessTTL,
+		MaxAccessTokenLifetime: cfg.AccessTTL, Recorder: a.audit,
 	})
 	if err != nil {
+		a.writer.close()
 		st.Close()
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	a.bus, err = st.RevocationBus(ctx)
 	if err != nil {
+		a.writer.close()
 		st.Close()
 		return nil, fmt.Errorf("revocation bus: %w", err)
 	}
@@ -75,19 +111,14 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		HMACSecret:           sec.HMAC,
 		AccessTokenLifetime:  cfg.AccessTTL,
 		RefreshTokenLifetime: cfg.RefreshTTL,
-	}, st, a.keys, authz.WithClock(clock), authz.WithLogger(log), authz.WithRevocationBus(a.bus))
+	}, st, a.keys, authz.WithClock(clock), authz.WithLogger(log), authz.WithRevocationBus(a.bus), authz.WithRecorder(a.audit))
 	if err != nil {
+		a.writer.close()
 		a.bus.Close()
 		st.Close()
 		return nil, fmt.Errorf("authorization server: %w", err)
 	}
-	a.people = people.NewService(st, sec.Sealer, clock, log, people.Config{})
-	a.audit, err = audit.New(ctx, audit.Config{Store: st, Sealer: sec.Sealer, Origin: auditOrigin(cfg.Issuer), Clock: clock, Logger: log})
-	if err != nil {
-		a.bus.Close()
-		st.Close()
-		return nil, fmt.Errorf("audit log: %w", err)
-	}
+	a.people = people.NewService(st, sec.Sealer, clock, log, people.Config{Recorder: a.audit})
 	return a, nil
 }
 
@@ -105,6 +136,7 @@ func auditOrigin(issuer string) string {
 
 // Close stops the revocation bus and closes the database.
 func (a *app) Close() error {
+	a.writer.close() // the writer finishes its batch before the database closes
 	busErr := a.bus.Close()
 	if err := a.store.Close(); err != nil {
 		return err

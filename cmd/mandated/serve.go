@@ -68,16 +68,8 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}()
 	go a.sweepExpired(bg)
-	auditDone := make(chan struct{})
-	go func() {
-		defer close(auditDone)
-		if err := a.audit.Run(bg); err != nil {
-			a.log.Error("audit log stopped", "err", err)
-		}
-	}()
-	// Runs before a.Close: the audit writer finishes its batch and stops
-	// before the database closes (after the HTTP server drained, below).
-	defer func() { stopBackground(); <-auditDone }()
+	// The audit writer (started by openApp) stops in a.Close, after the HTTP
+	// server below has drained.
 
 	a.log.Info("mandated listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer,
 		"database", a.store.Dialect(), "version", version)
