@@ -12,11 +12,17 @@ import (
 	"github.com/mandated/mandated/mandate"
 )
 
-// cachedStorage is the Storage fosite sees. It serves clients from memory,
-// fills the token cache when access tokens are issued, and announces every
-// revocation (explicit /revoke, refresh rotation, refresh-token or code reuse)
-// on the RevocationBus. Inside a transaction both wait for Commit, so nothing
-// is announced or cached that did not happen.
+// cachedStorage is the Storage fosite sees. It serves clients from memory
+// and announces every revocation (explicit /revoke, refresh rotation,
+// refresh-token or code reuse) on the RevocationBus; inside a transaction the
+// announcement waits for Commit, so nothing is announced that did not happen.
+//
+// Access tokens enter the token cache on their first introspection, not at
+// issuance: most issued tokens are never introspected here (resource servers
+// verify the JWT against the JWKS), and caching every one would hold about
+// 1 KB per live token — hundreds of megabytes at thousands of tokens per
+// second. The first introspection of a token costs one SELECT; the following
+// ones answer from memory.
 type cachedStorage struct {
 	Storage
 	tokens  *tokenCache
@@ -32,12 +38,6 @@ type txKey struct{}
 type txEffects struct {
 	mu      sync.Mutex
 	revoked []string
-	issued  []issued
-}
-
-type issued struct {
-	sig string
-	req fosite.Requester
 }
 
 func effectsOf(ctx context.Context) *txEffects {
@@ -74,13 +74,10 @@ func (s *cachedStorage) Commit(ctx context.Context) error {
 	}
 	if e := effectsOf(ctx); e != nil {
 		e.mu.Lock()
-		revoked, iss := e.revoked, e.issued
-		e.revoked, e.issued = nil, nil
+		revoked := e.revoked
+		e.revoked = nil
 		e.mu.Unlock()
-		s.publish(ctx, revoked...) // first: rotation evicts the grant's old tokens...
-		for _, t := range iss {    // ...then the new ones (same request ID) go in
-			s.cacheIssued(t.sig, t.req)
-		}
+		s.publish(ctx, revoked...)
 	}
 	return nil
 }
@@ -107,28 +104,6 @@ func (s *cachedStorage) revoked(ctx context.Context, requestID string) {
 		return
 	}
 	s.publish(ctx, requestID)
-}
-
-func (s *cachedStorage) cacheIssued(sig string, req fosite.Requester) {
-	exp := req.GetSession().GetExpiresAt(fosite.AccessToken)
-	if exp.IsZero() || !s.clock.Now().Before(exp) {
-		return
-	}
-	s.tokens.put(sig, tokenEntry{req: req, expires: exp}, s.tokens.generation())
-}
-
-func (s *cachedStorage) CreateAccessTokenSession(ctx context.Context, sig string, req fosite.Requester) error {
-	if err := s.Storage.CreateAccessTokenSession(ctx, sig, req); err != nil {
-		return err
-	}
-	if e := effectsOf(ctx); e != nil {
-		e.mu.Lock()
-		e.issued = append(e.issued, issued{sig, req})
-		e.mu.Unlock()
-		return nil
-	}
-	s.cacheIssued(sig, req)
-	return nil
 }
 
 func (s *cachedStorage) DeleteAccessTokenSession(ctx context.Context, sig string) error {

@@ -78,7 +78,7 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 	if st == nil || keys == nil {
 		return nil, errors.New("authz: storage and key manager are required")
 	}
-	o := options{clock: mandate.SystemClock{}, log: slog.Default(), maxCached: 1 << 20}
+	o := options{clock: mandate.SystemClock{}, log: slog.Default(), maxCached: 100_000}
 	for _, opt := range opts {
 		opt(&o)
 	}
