@@ -39,25 +39,6 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-func runClients(ctx context.Context, args []string, out io.Writer) error {
-	const synopsis = "clients create|list|delete [flags]"
-	if len(args) == 0 {
-		return fmt.Errorf("usage: mandated %s", synopsis)
-	}
-	switch args[0] {
-	case "create":
-		return clientsCreate(ctx, args[1:], out)
-	case "list":
-		return clientsList(ctx, args[1:], out)
-	case "delete":
-		return clientsDelete(ctx, args[1:], out)
-	case "-h", "--help", "help":
-		fmt.Fprintf(out, "Usage: mandated %s\n  create  register a client (prints its secret once)\n  list    list clients\n  delete  delete a client and every token issued to it\n", synopsis)
-		return nil
-	}
-	return fmt.Errorf("unknown clients command %q (create, list, delete)", args[0])
-}
-
 // clientJSON is what clients create/list print.
 type clientJSON struct {
 	ClientID     string   `json:"client_id"`
@@ -186,18 +167,20 @@ func clientsDelete(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-func runKeys(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
-		fmt.Fprintln(out, "Usage: mandated keys rotate|list [flags]\n  rotate  add a new signing key; older keys stay published until their tokens expire\n  list    print the published JWKS")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return errors.New("keys needs rotate or list")
-	}
+func keysRotate(ctx context.Context, args []string, out io.Writer) error {
+	return keysCommand(ctx, "rotate", args, out)
+}
+
+func keysList(ctx context.Context, args []string, out io.Writer) error {
+	return keysCommand(ctx, "list", args, out)
+}
+
+// keysCommand rotates the signing keys (sub "rotate"), then prints the JWKS.
+func keysCommand(ctx context.Context, sub string, args []string, out io.Writer) error {
 	var cfg config
-	fs := newFlagSet("keys "+args[0], "keys "+args[0]+" [flags]", out)
+	fs := newFlagSet("keys "+sub, "keys "+sub+" [flags]", out)
 	cfg.registerCommon(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	a, err := openApp(ctx, &cfg, true)
@@ -205,7 +188,7 @@ func runKeys(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	if args[0] == "rotate" {
+	if sub == "rotate" {
 		if err := a.keys.Rotate(ctx); err != nil {
 			return fmt.Errorf("rotate: %w", err)
 		}
@@ -215,21 +198,14 @@ func runKeys(ctx context.Context, args []string, out io.Writer) error {
 	return err
 }
 
-func runStaff(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(out, "Usage: mandated staff create --email E --role admin|mediator|auditor [--structure NAME]")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return errors.New("staff needs create")
-	}
+func staffCreate(ctx context.Context, args []string, out io.Writer) error {
 	var cfg config
 	fs := newFlagSet("staff create", "staff create --email E --role admin|mediator|auditor [--structure NAME]", out)
 	cfg.registerCommon(fs)
 	email := fs.String("email", "", "the person's email (required)")
 	role := fs.String("role", "", "admin, mediator or auditor (required)")
 	structure := fs.String("structure", "", "the structure they belong to (created if new); without it the account is platform-wide")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	a, err := openApp(ctx, &cfg, true)

@@ -12,31 +12,6 @@ import (
 	"github.com/mandated/mandated/audit"
 )
 
-const auditUsage = `Usage: mandated audit key|export|verify [flags]
-  key     print the verifier key of the audit log's signed checkpoints
-  export  write the events (JSON Lines) with a signed checkpoint covering them
-  verify  check an export offline against the verifier key (no database needed)
-`
-
-func runAudit(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(out, auditUsage)
-		return errors.New("audit needs key, export or verify")
-	}
-	switch args[0] {
-	case "key":
-		return auditKey(ctx, args[1:], out)
-	case "export":
-		return auditExport(ctx, args[1:], out)
-	case "verify":
-		return auditVerify(args[1:], out)
-	case "-h", "--help", "help":
-		fmt.Fprint(out, auditUsage)
-		return nil
-	}
-	return fmt.Errorf("unknown audit command %q (key, export, verify)", args[0])
-}
-
 func auditKey(ctx context.Context, args []string, out io.Writer) error {
 	var cfg config
 	fs := newFlagSet("audit key", "audit key [flags]\n\nPrints the note verifier key (name+hash+key) auditors check checkpoints and exports with;\nthe server also serves it at GET /audit/key. Its name is the log's origin, derived from --issuer.", out)
@@ -119,7 +94,7 @@ func parseTimeFlag(name, v string) (time.Time, error) {
 }
 
 // auditVerify checks an export offline: it never opens the database.
-func auditVerify(args []string, out io.Writer) error {
+func auditVerify(_ context.Context, args []string, out io.Writer) error {
 	fs := newFlagSet("audit verify", "audit verify FILE --key KEY\n\nChecks the checkpoint and range signatures, every entry's inclusion proof and leaf, every\nopened personal field, and that the entries are exactly the signed range, in order. Needs no\ndatabase. Exits non-zero and names every wrong entry when the export does not verify.", out)
 	key := fs.String("key", "", "the log's verifier key, as printed by `mandated audit key` or served at /audit/key (required)")
 	pos, err := parseWithPositionals(fs, args)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -27,11 +28,28 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server", runServe},
 		{"migrate", "apply pending database migrations and exit", runMigrate},
-		{"clients", "manage OAuth2 clients: create, list, delete", runClients},
-		{"trusts", "manage RFC 7523 trusted assertion issuers: add, list, delete", runTrusts},
-		{"keys", "manage token-signing keys: rotate, list", runKeys},
-		{"staff", "manage staff accounts: create", runStaff},
-		{"audit", "audit log: key, export, verify (offline)", runAudit},
+		{"clients", "manage OAuth2 clients: create, list, delete", group("clients", []command{
+			{"create", "register a client (prints its secret once)", clientsCreate},
+			{"list", "list clients", clientsList},
+			{"delete", "delete a client and every token issued to it", clientsDelete},
+		})},
+		{"trusts", "manage RFC 7523 trusted assertion issuers: add, list, delete", group("trusts", []command{
+			{"add", "trust an issuer's signed assertions (JWT bearer grant)", trustsAdd},
+			{"list", "list trust relationships", trustsList},
+			{"delete", "end a trust relationship", trustsDelete},
+		})},
+		{"keys", "manage token-signing keys: rotate, list", group("keys", []command{
+			{"rotate", "add a new signing key; older keys stay published until their tokens expire", keysRotate},
+			{"list", "print the published JWKS", keysList},
+		})},
+		{"staff", "manage staff accounts: create", group("staff", []command{
+			{"create", "create a staff account and print its single-use enrolment link", staffCreate},
+		})},
+		{"audit", "the audit log: key, export, verify", group("audit", []command{
+			{"key", "print the verifier key of the audit log's signed checkpoints", auditKey},
+			{"export", "write the events (JSON Lines) with a signed checkpoint covering them", auditExport},
+			{"verify", "check an export offline against the verifier key (no database needed)", auditVerify},
+		})},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -110,5 +128,36 @@ func parseWithPositionals(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		positionals = append(positionals, fs.Arg(0))
 		args = fs.Args()[1:]
+	}
+}
+
+// group is a command with subcommands (`mandated clients create`): it
+// dispatches to them and prints their summaries for --help.
+func group(name string, subs []command) func(context.Context, []string, io.Writer) error {
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: mandated %s %s [flags]   (mandated %s <command> --help for its flags)\n", name, strings.Join(names, "|"), name)
+		for _, s := range subs {
+			fmt.Fprintf(w, "  %-8s %s\n", s.name, s.summary)
+		}
+	}
+	return func(ctx context.Context, args []string, out io.Writer) error {
+		if len(args) == 0 {
+			usage(out)
+			return fmt.Errorf("%s needs one of: %s", name, strings.Join(names, ", "))
+		}
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			usage(out)
+			return nil
+		}
+		for _, s := range subs {
+			if s.name == args[0] {
+				return s.run(ctx, args[1:], out)
+			}
+		}
+		return fmt.Errorf("unknown %s command %q (%s)", name, args[0], strings.Join(names, ", "))
 	}
 }

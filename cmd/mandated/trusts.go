@@ -14,25 +14,6 @@ import (
 	"github.com/mandated/mandated/authz"
 )
 
-func runTrusts(ctx context.Context, args []string, out io.Writer) error {
-	const synopsis = "trusts add|list|delete [flags]"
-	if len(args) == 0 {
-		return fmt.Errorf("usage: mandated %s", synopsis)
-	}
-	switch args[0] {
-	case "add":
-		return trustsAdd(ctx, args[1:], out)
-	case "list":
-		return trustsList(ctx, args[1:], out)
-	case "delete":
-		return trustsDelete(ctx, args[1:], out)
-	case "-h", "--help", "help":
-		fmt.Fprintf(out, "Usage: mandated %s\n  add     trust an issuer's signed assertions (RFC 7523 JWT bearer grant)\n  list    list trust relationships\n  delete  end a trust relationship\n", synopsis)
-		return nil
-	}
-	return fmt.Errorf("unknown trusts command %q (add, list, delete)", args[0])
-}
-
 type trustJSON struct {
 	ID        string `json:"id"`
 	Issuer    string `json:"issuer"`
