@@ -46,6 +46,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	pages.Register(e)
 	api.RegisterOAuth(e, a.authz, pages)
 	api.RegisterAudit(e, a.audit)
+	api.RegisterAuditor(e, a.audit, pages.CurrentPrincipal)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
