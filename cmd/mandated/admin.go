@@ -27,10 +27,7 @@ func runMigrate(ctx context.Context, args []string, out io.Writer) error {
 	var cfg config
 	fs := newFlagSet("migrate", "migrate [flags]", out)
 	cfg.registerCommon(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, &cfg, true)
+	a, err := parseAndOpen(ctx, fs, &cfg, args)
 	if err != nil {
 		return err
 	}
@@ -117,10 +114,7 @@ func clientsList(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlagSet("clients list", "clients list [--json]", out)
 	cfg.registerCommon(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, &cfg, true)
+	a, err := parseAndOpen(ctx, fs, &cfg, args)
 	if err != nil {
 		return err
 	}
@@ -180,10 +174,7 @@ func keysCommand(ctx context.Context, sub string, args []string, out io.Writer) 
 	var cfg config
 	fs := newFlagSet("keys "+sub, "keys "+sub+" [flags]", out)
 	cfg.registerCommon(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, &cfg, true)
+	a, err := parseAndOpen(ctx, fs, &cfg, args)
 	if err != nil {
 		return err
 	}
@@ -205,10 +196,7 @@ func staffCreate(ctx context.Context, args []string, out io.Writer) error {
 	email := fs.String("email", "", "the person's email (required)")
 	role := fs.String("role", "", "admin, mediator or auditor (required)")
 	structure := fs.String("structure", "", "the structure they belong to (created if new); without it the account is platform-wide")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, &cfg, true)
+	a, err := parseAndOpen(ctx, fs, &cfg, args)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -142,6 +143,15 @@ func (a *app) Close() error {
 		return err
 	}
 	return busErr
+}
+
+// parseAndOpen parses an administration command's flags and opens the app
+// on the database they name, applying pending migrations.
+func parseAndOpen(ctx context.Context, fs *flag.FlagSet, cfg *config, args []string) (*app, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return openApp(ctx, cfg, true)
 }
 
 // redactURL hides a password in a database URL before it is printed.

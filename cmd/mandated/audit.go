@@ -16,10 +16,7 @@ func auditKey(ctx context.Context, args []string, out io.Writer) error {
 	var cfg config
 	fs := newFlagSet("audit key", "audit key [flags]\n\nPrints the note verifier key (name+hash+key) auditors check checkpoints and exports with;\nthe server also serves it at GET /audit/key. Its name is the log's origin, derived from --issuer.", out)
 	cfg.registerCommon(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, &cfg, true)
+	a, err := parseAndOpen(ctx, fs, &cfg, args)
 	if err != nil {
 		return err
 	}

@@ -76,10 +76,7 @@ func trustsList(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlagSet("trusts list", "trusts list [--json]", out)
 	cfg.registerCommon(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, &cfg, true)
+	a, err := parseAndOpen(ctx, fs, &cfg, args)
 	if err != nil {
 		return err
 	}
