@@ -4,11 +4,11 @@ import "strings"
 
 // Principal is whoever is signed in to a browser session.
 type Principal struct {
-	Subject     string // "staff:<id>"; the OAuth2 `sub` of tokens issued to them
-	Kind        string // "staff" (later "holder")
+	Subject     string // "staff:<id>" or "holder:<id>"; the OAuth2 `sub` of tokens issued to them
+	Kind        string // "staff" or "holder"
 	ID          string
 	DisplayName string
-	Email       string
+	Email       string // staff: their email; holder: their mailbox
 	Role        Role
 	StructureID string
 	Platform    bool

@@ -29,6 +29,8 @@ type Config struct {
 	// log (*audit.Log). The binary always sets it; nil records nothing, for
 	// tests about other things.
 	Recorder Recorder
+	// Holders names signed-in holders; nil means holder sessions are refused.
+	Holders HolderReader
 }
 
 // Recorder records security events; *audit.Log satisfies it. An error means

@@ -43,24 +43,57 @@ func (s *Service) LookupSession(ctx context.Context, cookie string) (Principal, 
 	if err != nil {
 		return Principal{}, Session{}, fmt.Errorf("load session: %w", err)
 	}
-	kind, id, ok := ParseSubject(sess.Subject)
-	if !ok || kind != "staff" {
-		return Principal{}, Session{}, ErrNoSession
-	}
-	staff, err := s.store.GetStaff(ctx, id)
-	if errors.Is(err, mandate.ErrNotFound) {
-		return Principal{}, Session{}, ErrNoSession
+	p, err := s.principalOf(ctx, sess.Subject)
+	if errors.Is(err, ErrNoSession) {
+		if err := s.store.DeleteSession(ctx, hash); err != nil && !errors.Is(err, mandate.ErrNotFound) {
+			s.log.WarnContext(ctx, "end session of unknown or inactive account", "err", err)
+		}
 	}
 	if err != nil {
-		return Principal{}, Session{}, fmt.Errorf("load staff %s: %w", id, err)
+		return Principal{}, Session{}, err
 	}
-	if staff.Status != StaffActive {
-		if err := s.store.DeleteSession(ctx, hash); err != nil && !errors.Is(err, mandate.ErrNotFound) {
-			s.log.WarnContext(ctx, "end session of inactive account", "err", err)
+	return p, sess, nil
+}
+
+// principalOf names who a session's subject is: an active staff member, or
+// a holder (when Config.Holders is set). ErrNoSession for anyone else.
+func (s *Service) principalOf(ctx context.Context, subject string) (Principal, error) {
+	kind, id, ok := ParseSubject(subject)
+	if !ok || id == "" {
+		return Principal{}, ErrNoSession
+	}
+	switch kind {
+	case "staff":
+		staff, err := s.store.GetStaff(ctx, id)
+		if errors.Is(err, mandate.ErrNotFound) {
+			return Principal{}, ErrNoSession
 		}
-		return Principal{}, Session{}, ErrNoSession
+		if err != nil {
+			return Principal{}, fmt.Errorf("load staff %s: %w", id, err)
+		}
+		if staff.Status != StaffActive {
+			return Principal{}, ErrNoSession
+		}
+		return staffPrincipal(staff), nil
+	case "holder":
+		if s.cfg.Holders == nil {
+			return Principal{}, ErrNoSession
+		}
+		h, err := s.cfg.Holders.GetHolder(ctx, id)
+		if errors.Is(err, mandate.ErrNotFound) {
+			return Principal{}, ErrNoSession
+		}
+		if err != nil {
+			return Principal{}, fmt.Errorf("load holder %s: %w", id, err)
+		}
+		return HolderPrincipal(h), nil
 	}
-	return staffPrincipal(staff), sess, nil
+	return Principal{}, ErrNoSession
+}
+
+// HolderPrincipal is the principal of a signed-in holder.
+func HolderPrincipal(h Holder) Principal {
+	return Principal{Subject: HolderSubject(h.ID), Kind: "holder", ID: h.ID, DisplayName: h.DisplayName, Email: h.Mailbox}
 }
 
 // EndSession ends the session of a cookie value; ending an unknown session is

@@ -24,9 +24,23 @@ func TestSafeReturnTo(t *testing.T) {
 }
 
 func TestEveryMessageHasFrenchAndEnglish(t *testing.T) {
-	for key, m := range messages {
-		if m.fr == "" || m.en == "" {
-			t.Errorf("%s lacks a language: %+v", key, m)
+	for _, c := range catalogues {
+		for key, m := range c {
+			if m.fr == "" || m.en == "" {
+				t.Errorf("%s lacks a language: %+v", key, m)
+			}
+		}
+	}
+}
+
+func TestMessageKeysAreUnique(t *testing.T) {
+	seen := map[string]int{}
+	for i, c := range catalogues {
+		for key := range c {
+			if j, dup := seen[key]; dup {
+				t.Errorf("message %q is in catalogues %d and %d", key, j, i)
+			}
+			seen[key] = i
 		}
 	}
 }

@@ -3,6 +3,19 @@ package ui
 // msg is one message in French and English. Arguments follow fmt verbs.
 type msg struct{ fr, en string }
 
+// catalogues are the message catalogues, one per group of pages, each in
+// its own file; a key belongs to exactly one (TestMessageKeysAreUnique).
+var catalogues = []map[string]msg{messages, auditorMessages, holderMessages, passkeyMessages, adminMessages, accountMessages}
+
+func lookupMessage(key string) (msg, bool) {
+	for _, c := range catalogues {
+		if m, ok := c[key]; ok {
+			return m, true
+		}
+	}
+	return msg{}, false
+}
+
 // messages is the pages' catalogue. Templates use {{t "key" args...}};
 // an unknown key fails the page (and the tests).
 var messages = map[string]msg{

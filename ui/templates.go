@@ -3,6 +3,8 @@ package ui
 import (
 	"fmt"
 	"html/template"
+	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/mandated/mandated/mandate"
@@ -11,8 +13,26 @@ import (
 // Languages the pages speak; the first is the default.
 var languages = []string{"fr", "en"}
 
-// page files (under templates/), each defining "title" and "content".
-var pageFiles = []string{"home.html", "enrol.html", "consents.html", "consent.html", "error.html"}
+// notPages are the files under templates/ that are not pages of their own:
+// the layout, the shared parts, the sign-in page (parsed once per method)
+// and the method forms ("form-*.html"). Every other file there is a page
+// defining "title" and "content", rendered by its file name.
+var notPages = map[string]bool{"layout.html": true, "parts.html": true, "signin.html": true}
+
+func pageFiles() []string {
+	entries, err := fs.ReadDir(assets, "templates")
+	if err != nil {
+		panic(fmt.Sprintf("ui: %v", err))
+	}
+	var out []string
+	for _, e := range entries {
+		n := e.Name()
+		if !notPages[n] && !strings.HasPrefix(n, "form-") && strings.HasSuffix(n, ".html") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
 
 // parsePages parses every page once per language, with the message
 // function bound to that language. Each sign-in method gets its own sign-in
@@ -21,7 +41,7 @@ func parsePages(methods []SignInMethod) map[string]map[string]*template.Template
 	out := map[string]map[string]*template.Template{}
 	for _, lang := range languages {
 		out[lang] = map[string]*template.Template{}
-		for _, f := range pageFiles {
+		for _, f := range pageFiles() {
 			out[lang][f] = parse(lang, "templates/"+f)
 		}
 		for _, m := range methods {
@@ -40,7 +60,7 @@ func funcs(lang string) template.FuncMap {
 	return template.FuncMap{
 		// t looks a message up; an unknown key fails the page, so tests catch it.
 		"t": func(key string, args ...any) (string, error) {
-			m, ok := messages[key]
+			m, ok := lookupMessage(key)
 			if !ok {
 				return "", fmt.Errorf("no message %q", key)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
 	"github.com/mandated/mandated/mandate"
+	"github.com/mandated/mandated/notify"
 	"github.com/mandated/mandated/people"
 	"github.com/mandated/mandated/store"
 )
@@ -29,6 +30,9 @@ type app struct {
 	people *people.Service
 	audit  *audit.Log // every state change records into it
 	writer *auditWriter
+	// notifier sends one-time codes, invitations and reset links (wire_notify.go).
+	notifier notify.Notifier
+	secrets  secrets
 }
 
 // auditWriter runs the audit log's single writer (Log.Run) for as long as
@@ -78,7 +82,12 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.databaseURL()), err)
 	}
-	a := &app{cfg: cfg, log: log, clock: clock, store: st}
+	a := &app{cfg: cfg, log: log, clock: clock, store: st, secrets: sec}
+	a.notifier, err = cfg.Notify.open(log)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("notifications: %w", err)
+	}
 	if migrate {
 		if err := st.Migrate(ctx); err != nil {
 			st.Close()

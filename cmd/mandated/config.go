@@ -32,6 +32,13 @@ type config struct {
 	LogFormat     string
 	AccessTTL     time.Duration
 	RefreshTTL    time.Duration
+
+	// Settings of each feature, registered and documented in its own file.
+	Notify    notifyConfig    // wire_notify.go
+	Holders   holdersConfig   // wire_holders.go
+	Passkeys  passkeysConfig  // wire_passkeys.go
+	Admin     adminConfig     // wire_admin.go
+	Retention retentionConfig // wire_retention.go
 }
 
 func envOr(name, def string) string {
@@ -57,6 +64,7 @@ func (c *config) registerCommon(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretKey, "secret-key", envOr("MANDATED_SECRET_KEY", ""), "32-byte master key (base64 or hex) that encrypts keys at rest [MANDATED_SECRET_KEY]")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", envOr("MANDATED_SECRET_KEY_FILE", ""), "file holding the master key [MANDATED_SECRET_KEY_FILE]")
 	fs.StringVar(&c.Issuer, "issuer", envOr("MANDATED_ISSUER", "http://127.0.0.1:8080"), "issuer URL, the public base URL of this server [MANDATED_ISSUER]")
+	c.Notify.register(fs)
 	fs.BoolVar(&c.AutoMigrate, "migrate", envOr("MANDATED_AUTO_MIGRATE", "true") == "true", "apply pending migrations on start (--migrate=false to skip) [MANDATED_AUTO_MIGRATE]")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("MANDATED_LOG_LEVEL", "info"), "debug, info, warn or error [MANDATED_LOG_LEVEL]")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("MANDATED_LOG_FORMAT", "text"), "text or json [MANDATED_LOG_FORMAT]")
@@ -67,6 +75,10 @@ func (c *config) registerCommon(fs *flag.FlagSet) {
 func (c *config) registerServe(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", envOr("MANDATED_ADDR", "127.0.0.1:8080"), "listen address [MANDATED_ADDR]")
 	fs.StringVar(&c.Proxies, "trusted-proxies", envOr("MANDATED_TRUSTED_PROXIES", ""), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed [MANDATED_TRUSTED_PROXIES]")
+	c.Holders.register(fs)
+	c.Passkeys.register(fs)
+	c.Admin.register(fs)
+	c.Retention.register(fs)
 }
 
 // trustedProxies parses the trusted proxy networks.
@@ -118,6 +130,9 @@ func (c *config) validate() error {
 type secrets struct {
 	Sealer *seal.Sealer
 	HMAC   []byte // fosite's global HMAC secret (authorization codes, refresh tokens)
+	// CodeKey keys the HMAC under which one-time codes are stored, so a
+	// stolen database does not give away codes by brute force.
+	CodeKey []byte
 }
 
 // loadSecrets finds the master key: from --secret-key, from --secret-key-file,
@@ -164,11 +179,15 @@ func (c *config) loadSecrets(logger *slog.Logger) (secrets, error) {
 	if err != nil {
 		return secrets{}, fmt.Errorf("derive hmac key: %w", err)
 	}
+	codeKey, err := hkdf.Key(sha256.New, master, nil, "mandated one-time codes v1", 32)
+	if err != nil {
+		return secrets{}, fmt.Errorf("derive one-time code key: %w", err)
+	}
 	sealer, err := seal.New(sealKey)
 	if err != nil {
 		return secrets{}, err
 	}
-	return secrets{Sealer: sealer, HMAC: hmacKey}, nil
+	return secrets{Sealer: sealer, HMAC: hmacKey, CodeKey: codeKey}, nil
 }
 
 func (c *config) logger() *slog.Logger {

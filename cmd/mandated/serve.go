@@ -47,6 +47,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	api.RegisterOAuth(e, a.authz, pages)
 	api.RegisterAudit(e, a.audit)
 	api.RegisterAuditor(e, a.audit, pages.CurrentPrincipal)
+	if err := a.registerFeatures(e, pages); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -69,6 +72,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}()
 	go a.sweepExpired(bg)
+	go a.runRetention(bg)
 	// The audit writer (started by openApp) stops in a.Close, after the HTTP
 	// server below has drained.
 

@@ -46,6 +46,12 @@ func RunTests(t *testing.T, open Opener) {
 		{"PruneSignInFailures", testPruneSignInFailures},
 		{"Sessions", testSessions},
 		{"Audit", testAudit},
+		{"AuditRetention", testAuditRetention}, // audit_retention.go
+		{"Holders", testHolders},               // holders.go
+		{"OneTimeCodes", testOneTimeCodes},     // codes.go
+		{"Passkeys", testPasskeys},             // passkeys.go
+		{"StaffAdmin", testStaffAdmin},         // staffadmin.go
+		{"Account", testAccount},               // account.go
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })

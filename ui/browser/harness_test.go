@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/labstack/echo/v4"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -336,9 +337,20 @@ type server struct {
 	people *people.Service
 	authz  *authz.Server
 	url    string // the issuer
+
+	// Set for the options to wire more features before the server starts.
+	store  *store.Store
+	sealer *seal.Sealer
+	echo   *echo.Echo
+	pages  *ui.UI
+	quiet  *slog.Logger
 }
 
-func newServer(t *testing.T) *server {
+// serverOption wires one more feature (its routes, pages and services) into
+// the server, before it starts; each feature's test file defines its own.
+type serverOption func(*server)
+
+func newServer(t *testing.T, opts ...serverOption) *server {
 	t.Helper()
 	requireBrowser(t)
 	ctx := t.Context()
@@ -365,10 +377,15 @@ func newServer(t *testing.T) *server {
 	pages := ui.New(ui.Deps{People: svc, Consents: srv, Logger: quiet})
 	pages.Register(e)
 	api.RegisterOAuth(e, srv, pages)
+	s := &server{t: t, clock: clock, people: svc, authz: srv, url: issuer,
+		store: st, sealer: sealer, echo: e, pages: pages, quiet: quiet}
+	for _, opt := range opts {
+		opt(s)
+	}
 	ts.Config.Handler = e
 	ts.Start()
 	t.Cleanup(ts.Close)
-	return &server{t: t, clock: clock, people: svc, authz: srv, url: issuer}
+	return s
 }
 
 func randomBytes(t *testing.T, n int) []byte {

@@ -1,0 +1,4 @@
+package ui
+
+// accountMessages are the messages of the account pages.
+var accountMessages = map[string]msg{}

@@ -1,0 +1,4 @@
+package ui
+
+// auditorMessages are the messages of the auditor pages.
+var auditorMessages = map[string]msg{}
