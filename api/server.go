@@ -112,7 +112,7 @@ func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
 // csrfSkipper exempts endpoints that are not browser forms: client-authenticated
 // OAuth2 endpoints, machine endpoints, and static files.
 func csrfSkipper(c echo.Context) bool {
-	if OAuthCSRFSkipper(c) {
+	if OAuthCSRFSkipper(c) || ReportCSRFSkipper(c) {
 		return true
 	}
 	p := c.Request().URL.Path

@@ -108,6 +108,9 @@ func (s *Server) clientFromSpec(spec ClientSpec) (*Client, error) {
 		return nil, invalidSpec("%v", err)
 	}
 	code := slices.Contains(grants, GrantAuthorizationCode)
+	if code && slices.ContainsFunc(scopes, mandate.IsServiceScope) {
+		return nil, invalidSpec("service scopes (audit.write) are for client_credentials only: register the resource server as a client of its own")
+	}
 	if code && len(spec.RedirectURIs) == 0 {
 		return nil, invalidSpec("authorization_code needs at least one redirect URI")
 	}

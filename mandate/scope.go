@@ -13,6 +13,10 @@ type Scope struct {
 	LabelEN       string
 	DescriptionFR string
 	DescriptionEN string
+	// Service marks a scope for services acting as themselves (the
+	// client_credentials grant), never asked of a person on a consent
+	// screen: audit.write.
+	Service bool
 }
 
 // Label returns the label in the given language ("fr" or "en"; French otherwise).
@@ -38,6 +42,11 @@ const (
 	ScopeMailOrganize = "mail.organize"
 	ScopeMailDelete   = "mail.delete"
 )
+
+// ScopeAuditWrite lets a resource server report the mailbox actions it
+// performed to the audit log (POST /api/audit/actions). It is a service
+// scope: granted by client_credentials only.
+const ScopeAuditWrite = "audit.write"
 
 var catalogue = []Scope{
 	{
@@ -68,6 +77,14 @@ var catalogue = []Scope{
 		DescriptionFR: "Mettre des messages à la corbeille et les effacer.",
 		DescriptionEN: "Move messages to the bin and erase them.",
 	},
+	{
+		Name:          ScopeAuditWrite,
+		LabelFR:       "Déclarer des actions au journal d'audit",
+		LabelEN:       "Report actions to the audit log",
+		DescriptionFR: "Un serveur de messagerie inscrit au journal d'audit les actions faites sur les boîtes aux lettres.",
+		DescriptionEN: "A mail server records in the audit log the actions done on mailboxes.",
+		Service:       true,
+	},
 }
 
 // Scopes returns the whole catalogue, in display order.
@@ -94,6 +111,12 @@ func LookupScope(name string) (Scope, bool) {
 		}
 	}
 	return Scope{}, false
+}
+
+// IsServiceScope reports whether name is a catalogued service scope.
+func IsServiceScope(name string) bool {
+	s, ok := LookupScope(name)
+	return ok && s.Service
 }
 
 // UnknownScopeError names the scopes that are not in the catalogue.

@@ -58,3 +58,21 @@ func TestScopesReturnsACopy(t *testing.T) {
 		t.Fatal("mutating Scopes() changed the catalogue")
 	}
 }
+
+func TestAuditWriteIsAServiceScope(t *testing.T) {
+	if err := ValidateScopes([]string{ScopeAuditWrite, ScopeMailRead}); err != nil {
+		t.Fatalf("audit.write is not grantable: %v", err)
+	}
+	s, ok := LookupScope(ScopeAuditWrite)
+	if !ok || !s.Service || s.Label("fr") == "" || s.Label("en") == "" || s.Label("fr") == s.Label("en") {
+		t.Fatalf("audit.write = %+v, %v", s, ok)
+	}
+	if !IsServiceScope(ScopeAuditWrite) {
+		t.Error("IsServiceScope(audit.write) = false")
+	}
+	for _, name := range []string{ScopeMailRead, ScopeMailSend, ScopeMailOrganize, ScopeMailDelete, "nope"} {
+		if IsServiceScope(name) {
+			t.Errorf("IsServiceScope(%s) = true", name)
+		}
+	}
+}
