@@ -70,7 +70,7 @@ func NewEcho(cfg Config, d Deps) *echo.Echo {
 	e.Use(bodyLimit(cfg.MaxBodyBytes))
 	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
 		Skipper:        csrfSkipper,
-		TokenLookup:    "form:_csrf",
+		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
 		CookieName:     "mandated_csrf",
 		CookiePath:     "/",
 		CookieHTTPOnly: true,

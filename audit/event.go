@@ -25,6 +25,18 @@ const (
 	ActionSignInFailed     Action = "sign_in.failed"
 	ActionEnrolmentDone    Action = "enrolment.completed"
 	ActionSessionEnded     Action = "session.ended"
+	ActionResetRequested   Action = "password.reset.requested"
+	ActionResetCompleted   Action = "password.reset.completed"
+	ActionHolderCreated    Action = "holder.created"
+	ActionHolderLinked     Action = "holder.linked"
+	ActionHoldersImported  Action = "holders.imported"
+	ActionCodeSent         Action = "code.sent"
+	ActionCodeVerified     Action = "code.verified"
+	ActionCodeRefused      Action = "code.refused"
+	ActionPasskeyAdded     Action = "passkey.added"
+	ActionPasskeyRemoved   Action = "passkey.removed"
+	ActionPasskeyRefused   Action = "passkey.refused"
+	ActionPasskeyEnrolment Action = "passkey.enrolment_started"
 	ActionClientRegistered Action = "client.registered"
 	ActionClientDeleted    Action = "client.deleted"
 	ActionConsentGranted   Action = "consent.granted"
@@ -34,23 +46,37 @@ const (
 	ActionTokenRevoked     Action = "token.revoked"
 	ActionRequestRefused   Action = "request.refused"
 	ActionKeyRotated       Action = "key.rotated"
+	ActionRetentionApplied Action = "audit.retention_applied"
 	ActionTrustAdded       Action = "trust.added"
 	ActionTrustDeleted     Action = "trust.deleted"
 	ActionMailboxRead      Action = "mailbox.read"
 	ActionMailboxSend      Action = "mailbox.send"
 	ActionMailboxMove      Action = "mailbox.move"
 	ActionMailboxDelete    Action = "mailbox.delete"
+	ActionStaffInvited     Action = "staff.invited"
+	ActionStaffDeactivated Action = "staff.deactivated"
+	ActionStaffReactivated Action = "staff.reactivated"
+	ActionStructureCreated Action = "structure.created"
+	ActionBannerPosted     Action = "banner.posted"
+	ActionBannerChanged    Action = "banner.changed"
+	ActionBannerDeleted    Action = "banner.deleted"
 )
 
 var actions = map[Action]bool{
 	ActionSignInSucceeded: true, ActionSignInFailed: true,
 	ActionEnrolmentDone: true, ActionSessionEnded: true,
+	ActionResetRequested: true, ActionResetCompleted: true,
+	ActionHolderCreated: true, ActionHolderLinked: true, ActionHoldersImported: true,
+	ActionCodeSent: true, ActionCodeVerified: true, ActionCodeRefused: true,
+	ActionPasskeyAdded: true, ActionPasskeyRemoved: true, ActionPasskeyRefused: true, ActionPasskeyEnrolment: true,
 	ActionClientRegistered: true, ActionClientDeleted: true,
 	ActionConsentGranted: true, ActionConsentWithdrawn: true,
 	ActionTokenIssued: true, ActionTokenRefreshed: true, ActionTokenRevoked: true,
-	ActionRequestRefused: true, ActionKeyRotated: true,
+	ActionRequestRefused: true, ActionKeyRotated: true, ActionRetentionApplied: true,
 	ActionTrustAdded: true, ActionTrustDeleted: true,
 	ActionMailboxRead: true, ActionMailboxSend: true, ActionMailboxMove: true, ActionMailboxDelete: true,
+	ActionStaffInvited: true, ActionStaffDeactivated: true, ActionStaffReactivated: true, ActionStructureCreated: true,
+	ActionBannerPosted: true, ActionBannerChanged: true, ActionBannerDeleted: true,
 }
 
 // Valid reports whether a is one of the defined actions.

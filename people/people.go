@@ -76,6 +76,15 @@ type Session struct {
 	CSRFToken string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// LastSeenAt is when the session was last used, recorded at most once a
+	// minute; the idle timeout counts from it. Equals CreatedAt at first.
+	LastSeenAt time.Time
+	// IP is the client's address at sign-in, as the server sees it after the
+	// trusted-proxy rule; Browser and OS name its user agent ("Firefox",
+	// "Android"), "" when unknown. Shown on the session list.
+	IP      string
+	Browser string
+	OS      string
 }
 
 // Store persists people. Methods return errors wrapping mandate.ErrNotFound,

@@ -19,6 +19,8 @@ import (
 type Config struct {
 	EnrolmentTTL time.Duration // how long an enrolment link works; 72h
 	SessionTTL   time.Duration // absolute lifetime of a browser session; 12h
+	// SessionIdleTimeout ends a browser session unused for that long; 30m.
+	SessionIdleTimeout time.Duration
 	// ThrottleWindow is the sliding window in which failed sign-ins count; 15m.
 	ThrottleWindow time.Duration
 	// MaxAccountFailures within the window lock an account; 5.
@@ -49,6 +51,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = 12 * time.Hour
+	}
+	if c.SessionIdleTimeout <= 0 {
+		c.SessionIdleTimeout = DefaultSessionIdleTimeout
 	}
 	if c.ThrottleWindow <= 0 {
 		c.ThrottleWindow = 15 * time.Minute

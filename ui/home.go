@@ -12,11 +12,15 @@ type homeData struct {
 	HasConsents bool
 }
 
-// home shows who is signed in; everyone else goes to the sign-in page.
+// home shows who is signed in (holders have their own home, /holder);
+// everyone else goes to the sign-in page.
 func (u *UI) home(c echo.Context) error {
 	pr, ok := u.CurrentPrincipal(c)
 	if !ok {
 		return c.Redirect(http.StatusSeeOther, "/signin")
+	}
+	if pr.Kind == "holder" {
+		return c.Redirect(http.StatusSeeOther, "/holder")
 	}
 	st, err := u.people.Structure(c.Request().Context(), pr.StructureID)
 	if err != nil {

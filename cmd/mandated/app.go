@@ -128,7 +128,7 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		st.Close()
 		return nil, fmt.Errorf("authorization server: %w", err)
 	}
-	a.people = people.NewService(st, sec.Sealer, clock, log, people.Config{Recorder: a.audit})
+	a.people = people.NewService(st, sec.Sealer, clock, log, people.Config{Recorder: a.audit, Holders: st, SessionIdleTimeout: cfg.Account.SessionIdleTimeout})
 	return a, nil
 }
 

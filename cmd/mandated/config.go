@@ -39,6 +39,7 @@ type config struct {
 	Passkeys  passkeysConfig  // wire_passkeys.go
 	Admin     adminConfig     // wire_admin.go
 	Retention retentionConfig // wire_retention.go
+	Account   accountConfig   // wire_account.go
 }
 
 func envOr(name, def string) string {
@@ -79,6 +80,7 @@ func (c *config) registerServe(fs *flag.FlagSet) {
 	c.Passkeys.register(fs)
 	c.Admin.register(fs)
 	c.Retention.register(fs)
+	c.Account.register(fs)
 }
 
 // trustedProxies parses the trusted proxy networks.

@@ -372,7 +372,7 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := people.NewService(st, sealer, clock, quiet, people.Config{})
+	svc := people.NewService(st, sealer, clock, quiet, people.Config{Holders: st})
 	e := api.NewEcho(api.Config{}, api.Deps{Logger: quiet, Ready: st.Ping})
 	pages := ui.New(ui.Deps{People: svc, Consents: srv, Logger: quiet})
 	pages.Register(e)
