@@ -27,6 +27,10 @@ func (s *Service) newEnrolment(ctx context.Context, staffID string) (string, err
 	if err := s.store.CreateEnrolment(ctx, e); err != nil {
 		return "", fmt.Errorf("create enrolment for %s: %w", staffID, err)
 	}
+	// Only the newest link works: the older ones stop (invitation.go).
+	if err := s.cancelOlderEnrolments(ctx, staffID, hash, now); err != nil {
+		return "", err
+	}
 	return token, nil
 }
 

@@ -50,6 +50,7 @@ func commands() []command {
 			{"export", "write the events (JSON Lines) with a signed checkpoint covering them", auditExport},
 			{"verify", "check an export offline against the verifier key (no database needed)", auditVerify},
 		})},
+		{"dev", "development helpers: seed", group("dev", []command{{"seed", "fill a structure with synthetic staff and holders (benchmarks)", devSeed}})},
 		{"version", "print the version", runVersion},
 	}
 }
