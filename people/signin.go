@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mandated/mandated/audit"
 )
@@ -15,6 +16,18 @@ import (
 // tells nothing either). Failures are counted per account and per IP address;
 // past the limits, ErrTooManyAttempts until the window has passed.
 func (s *Service) SignInStaff(ctx context.Context, email, password, totpCode, ip string) (Principal, error) {
+	p, err := s.staffStep(ctx, email, ip, func(email string) (Principal, string, error) {
+		return s.signInStaff(ctx, email, password, totpCode)
+	})
+	if err != nil {
+		return Principal{}, err
+	}
+	return s.staffSignedIn(ctx, p, email, ip, "")
+}
+
+// throttleKeys are the failure-counting keys of an account's email and of an
+// IP address, and both bounded.
+func throttleKeys(email, ip string) (accountKey, ipKey, normEmail, normIP string) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if len(email) > 254 { // no account has such an address; keep throttle keys short
 		email = email[:254]
@@ -22,11 +35,20 @@ func (s *Service) SignInStaff(ctx context.Context, email, password, totpCode, ip
 	if len(ip) > 64 {
 		ip = ip[:64]
 	}
-	accountKey, ipKey := "account:"+email, "ip:"+ip
+	return "account:" + email, "ip:" + ip, email, ip
+}
+
+// staffStep runs one step of a staff sign-in that checks credentials under
+// the throttle: refused while the account or the IP address is throttled;
+// ErrSignInFailed is counted against both and audited; ErrAccountDeactivated
+// is audited. step gets the normalized email and returns the principal, or
+// the error with the id of the account the email named.
+func (s *Service) staffStep(ctx context.Context, email, ip string, step func(email string) (Principal, string, error)) (Principal, error) {
+	accountKey, ipKey, email, ip := throttleKeys(email, ip)
 	if err := s.checkThrottle(ctx, accountKey, ipKey); err != nil {
 		return Principal{}, err
 	}
-	p, staffID, err := s.signInStaff(ctx, email, password, totpCode)
+	p, staffID, err := step(email)
 	if errors.Is(err, ErrSignInFailed) {
 		reason := "bad credentials"
 		if s.recordFailure(ctx, accountKey, ipKey) >= s.cfg.MaxAccountFailures {
@@ -43,10 +65,16 @@ func (s *Service) SignInStaff(ctx context.Context, email, password, totpCode, ip
 	if err != nil {
 		return Principal{}, err
 	}
-	// No session without its record: the caller gets an error, not p.
+	return p, nil
+}
+
+// staffSignedIn records a finished staff sign-in and forgets the account's
+// failures. No session without its record: the caller gets an error, not p.
+func (s *Service) staffSignedIn(ctx context.Context, p Principal, email, ip, reason string) (Principal, error) {
+	accountKey, _, _, ip := throttleKeys(email, ip)
 	if err := s.record(ctx, audit.Event{
 		Actor: staffActor(p.ID, p.DisplayName), Structure: p.StructureID,
-		Action: audit.ActionSignInSucceeded, Outcome: audit.OutcomeSuccess,
+		Action: audit.ActionSignInSucceeded, Outcome: audit.OutcomeSuccess, Reason: reason,
 	}); err != nil {
 		return Principal{}, fmt.Errorf("sign in %s: %w", p.ID, err)
 	}
@@ -79,30 +107,12 @@ func (s *Service) auditFailure(ctx context.Context, staffID, reason string) {
 // signInStaff returns the principal, or the error with the id of the
 // account the email named ("" when none).
 func (s *Service) signInStaff(ctx context.Context, email, password, totpCode string) (Principal, string, error) {
-	staff, err := s.store.FindStaffByEmail(ctx, email)
-	if err != nil || staff.PasswordHash == "" {
-		_, _ = VerifyPassword(s.dummy(), password) // same cost as a real check
-		if err == nil {
-			return Principal{}, staff.ID, ErrSignInFailed
-		}
-		return Principal{}, "", ErrSignInFailed
-	}
-	ok, err := VerifyPassword(staff.PasswordHash, password)
+	staff, rehash, err := s.checkStaffPassword(ctx, email, password)
 	if err != nil {
-		return Principal{}, staff.ID, fmt.Errorf("verify password of %s: %w", staff.ID, err)
+		return Principal{}, staff.ID, err
 	}
-	if !ok {
-		return Principal{}, staff.ID, ErrSignInFailed
-	}
-	rehash := ""
-	if NeedsRehash(staff.PasswordHash) {
-		if rehash, err = HashPassword(password); err != nil {
-			return Principal{}, staff.ID, err
-		}
-	}
-	now := s.clock.Now()
-	err = s.store.UpdateStaff(ctx, staff.ID, func(st *Staff) error {
-		if st.Status == StaffPending || st.SealedTOTP == nil {
+	return s.completeStaffSignIn(ctx, staff.ID, rehash, func(st *Staff, now time.Time) error {
+		if st.SealedTOTP == nil {
 			return ErrSignInFailed
 		}
 		secret, err := s.sealer.Open(st.SealedTOTP, totpPurpose(st.ID))
@@ -116,10 +126,54 @@ func (s *Service) signInStaff(ctx context.Context, email, password, totpCode str
 		if err != nil {
 			return err
 		}
+		st.LastTOTPStep = step
+		return nil
+	})
+}
+
+// checkStaffPassword finds the account of email and checks its password. It
+// returns the account (its ID even on ErrSignInFailed when the email names
+// one) and, when the stored hash needs upgrading, the new hash.
+func (s *Service) checkStaffPassword(ctx context.Context, email, password string) (Staff, string, error) {
+	staff, err := s.store.FindStaffByEmail(ctx, email)
+	if err != nil || staff.PasswordHash == "" {
+		_, _ = VerifyPassword(s.dummy(), password) // same cost as a real check
+		if err == nil {
+			return Staff{ID: staff.ID}, "", ErrSignInFailed
+		}
+		return Staff{}, "", ErrSignInFailed
+	}
+	ok, err := VerifyPassword(staff.PasswordHash, password)
+	if err != nil {
+		return Staff{ID: staff.ID}, "", fmt.Errorf("verify password of %s: %w", staff.ID, err)
+	}
+	if !ok {
+		return Staff{ID: staff.ID}, "", ErrSignInFailed
+	}
+	rehash := ""
+	if NeedsRehash(staff.PasswordHash) {
+		if rehash, err = HashPassword(password); err != nil {
+			return Staff{ID: staff.ID}, "", err
+		}
+	}
+	return staff, rehash, nil
+}
+
+// completeStaffSignIn checks the second factor with factor, inside the
+// account's update transaction, and records the sign-in time (and rehash).
+func (s *Service) completeStaffSignIn(ctx context.Context, staffID, rehash string, factor func(st *Staff, now time.Time) error) (Principal, string, error) {
+	now := s.clock.Now()
+	var staff Staff
+	err := s.store.UpdateStaff(ctx, staffID, func(st *Staff) error {
+		if st.Status == StaffPending {
+			return ErrSignInFailed
+		}
+		if err := factor(st, now); err != nil {
+			return err
+		}
 		if st.Status != StaffActive {
 			return ErrAccountDeactivated
 		}
-		st.LastTOTPStep = step
 		st.LastSignInAt = &now
 		if rehash != "" {
 			st.PasswordHash = rehash
@@ -128,12 +182,12 @@ func (s *Service) signInStaff(ctx context.Context, email, password, totpCode str
 		return nil
 	})
 	if errors.Is(err, ErrSignInFailed) || errors.Is(err, ErrAccountDeactivated) {
-		return Principal{}, staff.ID, err
+		return Principal{}, staffID, err
 	}
 	if err != nil {
-		return Principal{}, staff.ID, fmt.Errorf("sign in %s: %w", staff.ID, err)
+		return Principal{}, staffID, fmt.Errorf("sign in %s: %w", staffID, err)
 	}
-	return staffPrincipal(staff), staff.ID, nil
+	return staffPrincipal(staff), staffID, nil
 }
 
 func (s *Service) checkThrottle(ctx context.Context, accountKey, ipKey string) error {

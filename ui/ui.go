@@ -12,15 +12,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/mandated/mandated/people"
 )
 
-//go:embed templates/*.html static/*.css
+//go:embed templates/*.html static/*.css static/*.js
 var assets embed.FS
 
 // DefaultCookieName is the session cookie's name when Deps leaves it empty.
@@ -53,6 +56,8 @@ type UI struct {
 	pages   map[string]map[string]*template.Template // lang → page → template
 	css     []byte
 	cssPath string
+	scripts map[string][]byte // content-hashed path → script (static/*.js)
+	jsPaths map[string]string // file name → content-hashed path
 }
 
 // New builds the UI. It panics if an embedded template does not parse, which
@@ -77,6 +82,15 @@ func New(d Deps) *UI {
 	}
 	sum := sha256.Sum256(css)
 	u.css, u.cssPath = css, "/static/mandated-"+hex.EncodeToString(sum[:6])+".css"
+	u.scripts, u.jsPaths = map[string][]byte{}, map[string]string{}
+	scripts, _ := fs.Glob(assets, "static/*.js")
+	for _, f := range scripts {
+		js, _ := assets.ReadFile(f)
+		sum := sha256.Sum256(js)
+		name := strings.TrimSuffix(path.Base(f), ".js")
+		u.jsPaths[name+".js"] = "/static/" + name + "-" + hex.EncodeToString(sum[:6]) + ".js"
+		u.scripts[u.jsPaths[name+".js"]] = js
+	}
 	u.pages = parsePages(u.methods)
 	return u
 }
@@ -101,8 +115,16 @@ func EnrolmentURL(issuer, token string) string {
 	return issuer + "/enrol?token=" + token
 }
 
-// static serves the stylesheet under a content-hashed name, cached for a year.
+// ScriptPath is the content-hashed path of a script under static/ ("" if none).
+func (u *UI) ScriptPath(file string) string { return u.jsPaths[file] }
+
+// static serves the stylesheet and the scripts under content-hashed names,
+// cached for a year.
 func (u *UI) static(c echo.Context) error {
+	if js, ok := u.scripts["/static/"+c.Param("name")]; ok {
+		c.Response().Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", js)
+	}
 	if "/static/"+c.Param("name") != u.cssPath {
 		return echo.NewHTTPError(http.StatusNotFound)
 	}
