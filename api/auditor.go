@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -28,14 +29,18 @@ const (
 // with the auditor or admin role may read; staff of a structure see only
 // their structure's events, platform staff see all. who returns the
 // signed-in principal of a request (the UI session).
+//
+// An export that fails after its first bytes were sent is logged (with
+// slog.Default) and its connection aborted, so that the client sees an
+// incomplete transfer instead of a clean-looking truncated file.
 func RegisterAuditor(e *echo.Echo, log *audit.Log, who func(echo.Context) (people.Principal, bool)) {
-	registerAuditor(e, log, who, auditorExportPage)
+	registerAuditor(e, log, who, auditorExportPage, slog.Default())
 }
 
 // registerAuditor is RegisterAuditor with the export page size (tests make
-// it small to export across several pages).
-func registerAuditor(e *echo.Echo, log *audit.Log, who func(echo.Context) (people.Principal, bool), exportPage int) {
-	h := auditorHandlers{log: log, who: who, exportPage: exportPage}
+// it small to export across several pages) and the logger.
+func registerAuditor(e *echo.Echo, log *audit.Log, who func(echo.Context) (people.Principal, bool), exportPage int, logger *slog.Logger) {
+	h := auditorHandlers{log: log, who: who, exportPage: exportPage, logger: logger}
 	e.GET("/api/audit/events", h.list)
 	e.GET("/api/audit/events.jsonl", h.exportJSONL)
 	e.GET("/api/audit/events.csv", h.exportCSV)
@@ -45,6 +50,7 @@ type auditorHandlers struct {
 	log        *audit.Log
 	who        func(echo.Context) (people.Principal, bool)
 	exportPage int
+	logger     *slog.Logger
 }
 
 // auditorEvent is the JSON form of an audit event.
@@ -148,7 +154,7 @@ func (h auditorHandlers) exportCSV(c echo.Context) error {
 // paging through Query. The first page is read before anything is written,
 // so that an error there still answers a problem.
 func (h auditorHandlers) export(c echo.Context, contentType, filename string,
-	newWriter func(http.ResponseWriter) (write func(auditorEvent) error, finish func() error)) error {
+	newWriter func(http.ResponseWriter) (write func(auditorEvent) error, flush func() error)) error {
 	f, ok, err := h.filter(c, false)
 	if err != nil || !ok {
 		return err
@@ -164,28 +170,48 @@ func (h auditorHandlers) export(c echo.Context, contentType, filename string,
 	res.Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", filename))
 	res.Header().Set("Cache-Control", "no-store")
 	res.WriteHeader(http.StatusOK)
-	write, finish := newWriter(res)
+	write, flush := newWriter(res)
 	for {
 		for _, e := range page.Events {
 			if err := write(toAuditorEvent(e)); err != nil {
-				return fmt.Errorf("export audit events: %w", err)
+				h.abort(c, err)
 			}
 		}
 		if page.Next == 0 {
 			break
 		}
+		if err := flush(); err != nil {
+			h.abort(c, err)
+		}
 		res.Flush()
 		f.Before = page.Next
 		if page, err = h.log.Query(ctx, f); err != nil {
-			// Headers are sent: the truncated body is all we can do.
-			return fmt.Errorf("export audit events: %w", err)
+			h.abort(c, err)
 		}
 	}
-	if err := finish(); err != nil {
-		return fmt.Errorf("export audit events: %w", err)
+	if err := flush(); err != nil {
+		h.abort(c, err)
 	}
 	res.Flush()
 	return nil
+}
+
+// abort ends an export that failed after its status line was sent: a
+// problem can no longer be answered, and a body that just stops would look
+// complete (a JSON Lines or CSV file has no end marker). It logs the error
+// and panics with http.ErrAbortHandler, which the recover middleware lets
+// through and net/http answers by closing the connection without the
+// final chunk (HTTP/1.1) or with a stream reset (HTTP/2): clients report an
+// incomplete transfer (curl: exit 18; Go: unexpected EOF).
+func (h auditorHandlers) abort(c echo.Context, err error) {
+	ctx := c.Request().Context()
+	level := slog.LevelError
+	if ctx.Err() != nil {
+		level = slog.LevelInfo // the client went away
+	}
+	h.logger.Log(ctx, level, "audit export failed after the response started; aborting the connection",
+		"err", err, "path", c.Request().URL.Path, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	panic(http.ErrAbortHandler)
 }
 
 func (h auditorHandlers) queryFailed(c echo.Context, err error) error {

@@ -2,8 +2,11 @@ package api
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,12 +16,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/people"
+	"github.com/mandated/mandated/seal"
+	"github.com/mandated/mandated/store"
 	"github.com/mandated/mandated/store/storetest"
 )
 
@@ -92,7 +98,7 @@ func newAuditorFixture(t *testing.T) auditorFixture {
 	registerAuditor(e, log.Log, func(c echo.Context) (people.Principal, bool) {
 		p, ok := auditorPrincipals[c.Request().Header.Get("X-Test-Who")]
 		return p, ok
-	}, 4) // exports read several pages
+	}, 4, slog.New(slog.NewTextHandler(io.Discard, nil))) // exports read several pages
 
 	return auditorFixture{e: e, start: start}
 }
@@ -373,4 +379,110 @@ func TestCursorRoundTrip(t *testing.T) {
 			t.Fatalf("cursor of %d decodes to %d, %v", n, got, ok)
 		}
 	}
+}
+
+// failingAuditStore is the real store with one failure injected: its
+// failAt-th AuditQuery fails, as a database going away mid-export would.
+type failingAuditStore struct {
+	*store.Store
+	mu            sync.Mutex
+	calls, failAt int
+}
+
+func (s *failingAuditStore) AuditQuery(ctx context.Context, f audit.Filter) ([]audit.Leaf, error) {
+	s.mu.Lock()
+	s.calls++
+	n := s.calls
+	s.mu.Unlock()
+	if n == s.failAt {
+		return nil, errors.New("injected failure: the database went away")
+	}
+	return s.Store.AuditQuery(ctx, f)
+}
+
+// TestAuditorExportFailingMidwayAborts: when reading fails after the 200
+// and the first page went out, the client must see an incomplete transfer,
+// not a clean-looking truncated file; the failure is logged.
+func TestAuditorExportFailingMidwayAborts(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
+	st := storetest.OpenSQLite(t)
+	rec := storetest.StartAuditLog(t, st, clock)
+	for i := range 12 {
+		if _, err := rec.Record(t.Context(), auditorTestEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealer, err := seal.New(bytes.Repeat([]byte{42}, seal.KeySize)) // StartAuditLog's
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path   string
+		failAt int // 0: never
+	}{
+		{"/api/audit/events.jsonl", 0},
+		{"/api/audit/events.jsonl", 2},
+		{"/api/audit/events.csv", 0},
+		{"/api/audit/events.csv", 3},
+	} {
+		t.Run(fmt.Sprintf("%s fails at query %d", c.path, c.failAt), func(t *testing.T) {
+			fs := &failingAuditStore{Store: st, failAt: c.failAt}
+			l, err := audit.New(t.Context(), audit.Config{Store: fs, Sealer: sealer, Origin: "mandated.test/audit", Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			e := NewEcho(Config{}, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			registerAuditor(e, l, func(echo.Context) (people.Principal, bool) { return auditorPrincipals["platform"], true },
+				4, slog.New(slog.NewTextHandler(&logs, nil)))
+			srv := httptest.NewServer(e)
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL + c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			lines := strings.Count(string(body), "\n")
+			if c.failAt == 0 {
+				if err != nil || strings.Contains(logs.String(), "aborting") {
+					t.Fatalf("complete export: %v; log %s", err, logs.String())
+				}
+				if want := 12 + strings.Count(c.path, ".csv"); lines != want {
+					t.Fatalf("complete export has %d lines, want %d", lines, want)
+				}
+				return
+			}
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("reading an export that failed midway: err = %v after %d lines, want unexpected EOF", err, lines)
+			}
+			if lines == 0 || lines >= 12 {
+				t.Errorf("the aborted export sent %d lines, want the pages before the failure", lines)
+			}
+			if !strings.Contains(logs.String(), "aborting the connection") || !strings.Contains(logs.String(), "injected failure") {
+				t.Errorf("failure not logged: %s", logs.String())
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mandated/mandated/mandate"
-	"github.com/mandated/mandated/seal"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -64,8 +61,8 @@ func (l *Log) Export(ctx context.Context, since, until time.Time, w io.Writer) e
 	from = min(from, to)
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	hr := l.cfg.Store.AuditHashReader(ctx)
-	keys := map[string][]byte{}
+	hr := l.hashReader(ctx)
+	keys := map[personPeriod]*openedKey{}
 	const chunk = 1000
 	for at := from; at < to; at += chunk {
 		end := min(at+chunk, to)
@@ -77,9 +74,12 @@ func (l *Log) Export(ctx context.Context, since, until time.Time, w io.Writer) e
 		if err != nil {
 			return fmt.Errorf("export audit log: %w", err)
 		}
+		if err := l.readKeys(ctx, readable, keys); err != nil {
+			return fmt.Errorf("export audit log: %w", err)
+		}
 		opened := map[int64]map[string]OpenedField{}
 		for _, r := range readable {
-			if err := l.open(ctx, keys, r, opened); err != nil {
+			if err := open(keys, r, opened); err != nil {
 				return fmt.Errorf("export audit log: %w", err)
 			}
 		}
@@ -103,38 +103,14 @@ func (l *Log) Export(ctx context.Context, since, until time.Time, w io.Writer) e
 	return bw.Flush()
 }
 
-// open decrypts one person's readable fields of one event into opened.
-func (l *Log) open(ctx context.Context, keys map[string][]byte, r SealedReadable, opened map[int64]map[string]OpenedField) error {
-	key, ok := keys[r.Person]
-	if !ok {
-		sealed, err := l.cfg.Store.AuditPersonKey(ctx, r.Person)
-		if errors.Is(err, mandate.ErrNotFound) {
-			keys[r.Person] = nil // erased
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if key, err = l.cfg.Sealer.Open(sealed, personPurpose(r.Person)); err != nil {
-			return fmt.Errorf("person key: %w", err)
-		}
-		keys[r.Person] = key
-	}
-	if key == nil {
-		return nil
-	}
-	s, err := seal.New(key)
-	if err != nil {
+// open decrypts one person's readable fields of one event into opened
+// (nothing when their key is erased).
+func open(known map[personPeriod]*openedKey, r SealedReadable, opened map[int64]map[string]OpenedField) error {
+	fields, ok, err := openReadable(known, r)
+	if err != nil || !ok {
 		return err
 	}
-	plain, err := s.Open(r.Sealed, ReadablePurpose(r.Seq, r.Person))
-	if err != nil {
-		return fmt.Errorf("readable fields of %d: %w", r.Seq, err)
-	}
-	var fields map[string]string
-	if err := json.Unmarshal(plain, &fields); err != nil {
-		return fmt.Errorf("readable fields of %d: %w", r.Seq, err)
-	}
+	key := known[personPeriod{r.Person, r.Period}].key
 	if opened[r.Seq] == nil {
 		opened[r.Seq] = map[string]OpenedField{}
 	}

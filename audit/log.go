@@ -33,6 +33,13 @@ type Config struct {
 	// CheckpointEvery is how often Run signs a checkpoint while the tree
 	// grows (default 1s).
 	CheckpointEvery time.Duration
+	// KeyCacheTTL is how long readers (Query, Export) keep an unsealed
+	// person key in memory after its last use: between KeyCacheTTL and
+	// twice that (default 10 minutes). Readers look keys up by their sealed
+	// value, read from the database every time, so an erased key is never
+	// found again whatever this is; the writer's keys follow the key epoch
+	// (see Store.AppendAudit).
+	KeyCacheTTL time.Duration
 	// Tick returns the checkpoint ticker; time.NewTicker when nil. Tests
 	// inject their own.
 	Tick func(d time.Duration) (<-chan time.Time, func())
@@ -48,13 +55,13 @@ type Log struct {
 	stopped  chan struct{} // closed when Run returns
 	stopOnce sync.Once
 
-	mu   sync.Mutex
-	keys map[string][]byte // person id -> key
+	keys       keyCache   // opened person keys, by sealed blob
+	writerKeys writerKeys // the writer's keys, by person and period
+	hashes     hashCache  // committed tree hashes
 }
 
 type pending struct {
 	e    Event
-	keys map[string][]byte
 	done chan result
 }
 
@@ -80,6 +87,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 4096
 	}
+	if cfg.KeyCacheTTL <= 0 {
+		cfg.KeyCacheTTL = 10 * time.Minute
+	}
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = time.Second
 	}
@@ -89,7 +99,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 			return t.C, t.Stop
 		}
 	}
-	l := &Log{cfg: cfg, queue: make(chan *pending, 4*cfg.MaxBatch), stopped: make(chan struct{}), keys: map[string][]byte{}}
+	l := &Log{cfg: cfg, queue: make(chan *pending, 4*cfg.MaxBatch), stopped: make(chan struct{})}
+	l.keys.ttl = cfg.KeyCacheTTL
 	if err := l.loadSigner(ctx); err != nil {
 		return nil, err
 	}
@@ -150,14 +161,7 @@ func (l *Log) Record(ctx context.Context, e Event) (int64, error) {
 		e.Time = l.cfg.Clock.Now()
 	}
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	p := &pending{e: e, keys: map[string][]byte{}, done: make(chan result, 1)}
-	for _, person := range e.People() {
-		k, err := l.personKey(ctx, person)
-		if err != nil {
-			return 0, fmt.Errorf("record %s: %w", e.Action, err)
-		}
-		p.keys[person] = k
-	}
+	p := &pending{e: e, done: make(chan result, 1)}
 	select {
 	case l.queue <- p:
 	case <-l.stopped:
@@ -185,63 +189,19 @@ func (l *Log) Record(ctx context.Context, e Event) (int64, error) {
 	return r.seq, nil
 }
 
-func personPurpose(person string) string { return "audit-person:" + person }
-
 // ReadablePurpose is the seal purpose of one person's readable fields of one event.
 func ReadablePurpose(seq int64, person string) string {
 	return "audit-readable:" + strconv.FormatInt(seq, 10) + ":" + person
 }
 
-// personKey returns person's key, creating it on first use.
-func (l *Log) personKey(ctx context.Context, person string) ([]byte, error) {
-	l.mu.Lock()
-	k, ok := l.keys[person]
-	l.mu.Unlock()
-	if ok {
-		return k, nil
-	}
-	sealed, err := l.cfg.Store.AuditPersonKey(ctx, person)
-	if errors.Is(err, mandate.ErrNotFound) {
-		k = make([]byte, seal.KeySize)
-		if _, err := rand.Read(k); err != nil {
-			return nil, fmt.Errorf("person key: %w", err)
-		}
-		if sealed, err = l.cfg.Sealer.Seal(k, personPurpose(person)); err != nil {
-			return nil, fmt.Errorf("person key: %w", err)
-		}
-		err = l.cfg.Store.CreateAuditPersonKey(ctx, person, sealed, l.cfg.Clock.Now())
-		if errors.Is(err, mandate.ErrAlreadyExists) {
-			sealed, err = l.cfg.Store.AuditPersonKey(ctx, person)
-		} else if err == nil {
-			l.cache(person, k)
-			return k, nil
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("person key: %w", err)
-	}
-	if k, err = l.cfg.Sealer.Open(sealed, personPurpose(person)); err != nil {
-		return nil, fmt.Errorf("person key: %w", err)
-	}
-	l.cache(person, k)
-	return k, nil
-}
-
-func (l *Log) cache(person string, k []byte) {
-	l.mu.Lock()
-	l.keys[person] = k
-	l.mu.Unlock()
-}
-
-// ErasePerson deletes person's key and readable fields: their events stay
-// in the tree as commitments nobody can open any more.
+// ErasePerson deletes person's keys (every period) and readable fields:
+// their events stay in the tree as commitments nobody can open any more.
 func (l *Log) ErasePerson(ctx context.Context, person string) error {
-	l.mu.Lock()
-	delete(l.keys, person)
-	l.mu.Unlock()
 	if err := l.cfg.Store.EraseAuditPerson(ctx, person); err != nil {
 		return fmt.Errorf("erase person from audit log: %w", err)
 	}
+	l.keys.forget(func(pp personPeriod) bool { return pp.person == person })
+	l.forgetWriterKeys()
 	return nil
 }
 
@@ -290,17 +250,34 @@ func (l *Log) drainWith(err error) {
 	}
 }
 
-// write appends batch in one transaction and answers every caller.
+// write appends batch in one transaction and answers every caller. The
+// person keys come from the writer's cache while the key epoch read in the
+// transaction has not moved, else from the database inside the
+// transaction, under the writers' lock erasures also take: a key an erasure
+// deleted, on this replica or another, is never used again. Committed
+// hashes are read through the hash cache.
 func (l *Log) write(ctx context.Context, batch []*pending) {
 	var first int64
-	err := l.cfg.Store.AppendAudit(ctx, func(size int64, hr tlog.HashReader) (Batch, error) {
+	var commitKeys func()
+	var added []tlog.Hash
+	err := l.cfg.Store.AppendAudit(ctx, func(h AppendHead) (Batch, error) {
+		size := h.Size
 		first = size
 		var b Batch
+		keys, created, commit, err := l.batchKeys(h, batch)
+		if err != nil {
+			return Batch{}, err
+		}
+		b.Keys, commitKeys = created, commit
+		hr := cachedHashReader{base: h.Hashes, cache: &l.hashes}
 		over := &overlayReader{base: hr, start: tlog.StoredHashCount(size)}
+		b.Leaves = make([]Leaf, 0, len(batch))
 		for i, p := range batch {
 			e := p.e
 			e.Seq = size + int64(i)
-			data, readable, err := EncodeLeaf(e, func(person string) []byte { return p.keys[person] })
+			period := Period(e.Time)
+			keyOf := func(person string) []byte { return keys[personPeriod{person, period}].key }
+			data, readable, err := EncodeLeaf(e, keyOf)
 			if err != nil {
 				return Batch{}, err
 			}
@@ -318,16 +295,20 @@ func (l *Log) write(ctx context.Context, batch []*pending) {
 				Structure: e.Structure, MandateID: e.MandateID, ClientID: e.ClientID, RequestID: e.RequestID, Data: data,
 			})
 			for _, r := range readable {
-				s, err := l.sealReadable(p.keys[r.Person], e.Seq, r)
+				s, err := sealReadable(keys[personPeriod{r.Person, period}].sealer, e.Seq, period, r)
 				if err != nil {
 					return Batch{}, err
 				}
 				b.Readable = append(b.Readable, s)
 			}
 		}
-		b.Hashes = over.added
+		b.Hashes, added = over.added, over.added
 		return b, nil
 	})
+	if err == nil {
+		commitKeys()
+		l.hashes.add(tlog.StoredHashCount(first), added)
+	}
 	for i, p := range batch {
 		if err != nil {
 			p.done <- result{err: err}
@@ -337,10 +318,9 @@ func (l *Log) write(ctx context.Context, batch []*pending) {
 	}
 }
 
-func (l *Log) sealReadable(key []byte, seq int64, r Readable) (SealedReadable, error) {
-	s, err := seal.New(key)
-	if err != nil {
-		return SealedReadable{}, err
+func sealReadable(s *seal.Sealer, seq int64, period string, r Readable) (SealedReadable, error) {
+	if s == nil {
+		return SealedReadable{}, fmt.Errorf("seal readable fields of %d: no key", seq)
 	}
 	js, err := json.Marshal(r.Fields)
 	if err != nil {
@@ -355,7 +335,7 @@ func (l *Log) sealReadable(key []byte, seq int64, r Readable) (SealedReadable, e
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return SealedReadable{Seq: seq, Person: r.Person, Roles: "," + strings.Join(names, ",") + ",", Sealed: sealed}, nil
+	return SealedReadable{Seq: seq, Person: r.Person, Period: period, Roles: "," + strings.Join(names, ",") + ",", Sealed: sealed}, nil
 }
 
 // overlayReader reads stored hashes written earlier in the same batch from

@@ -2,14 +2,9 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/mandated/mandated/mandate"
-	"github.com/mandated/mandated/seal"
 )
 
 // Filter selects events for Query. Zero fields match everything.
@@ -58,36 +53,18 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 	if err != nil {
 		return Page{}, fmt.Errorf("query audit log: %w", err)
 	}
+	keys := map[personPeriod]*openedKey{}
+	if err := l.readKeys(ctx, readable, keys); err != nil {
+		return Page{}, fmt.Errorf("query audit log: %w", err)
+	}
 	fields := map[int64]map[string]string{}
-	keys := map[string]*seal.Sealer{}
 	for _, r := range readable {
-		s, ok := keys[r.Person]
-		if !ok {
-			sealed, err := l.cfg.Store.AuditPersonKey(ctx, r.Person)
-			if err != nil && !errors.Is(err, mandate.ErrNotFound) {
-				return Page{}, fmt.Errorf("query audit log: %w", err)
-			}
-			if err == nil {
-				key, err := l.cfg.Sealer.Open(sealed, personPurpose(r.Person))
-				if err != nil {
-					return Page{}, fmt.Errorf("query audit log: person key: %w", err)
-				}
-				if s, err = seal.New(key); err != nil {
-					return Page{}, err
-				}
-			}
-			keys[r.Person] = s
-		}
-		if s == nil {
-			continue
-		}
-		plain, err := s.Open(r.Sealed, ReadablePurpose(r.Seq, r.Person))
+		m, ok, err := openReadable(keys, r)
 		if err != nil {
-			return Page{}, fmt.Errorf("query audit log: readable fields of %d: %w", r.Seq, err)
+			return Page{}, fmt.Errorf("query audit log: %w", err)
 		}
-		var m map[string]string
-		if err := json.Unmarshal(plain, &m); err != nil {
-			return Page{}, fmt.Errorf("query audit log: readable fields of %d: %w", r.Seq, err)
+		if !ok {
+			continue
 		}
 		if fields[r.Seq] == nil {
 			fields[r.Seq] = map[string]string{}

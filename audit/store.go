@@ -13,12 +13,14 @@ import (
 // and PostgreSQL; errors wrap mandate.ErrNotFound and mandate.ErrAlreadyExists.
 type Store interface {
 	// AppendAudit runs one batch in one transaction: it takes the writers'
-	// lock (an advisory lock on PostgreSQL), reads the tree size, calls
-	// build with it and a reader of the stored hashes inside the
-	// transaction, writes the batch, and advances the tree size from size
-	// to size+len(batch.Events) with a compare-and-swap. Nothing is written
-	// when build or any write fails.
-	AppendAudit(ctx context.Context, build func(size int64, hashes tlog.HashReader) (Batch, error)) error
+	// lock (an advisory lock on PostgreSQL), reads the tree size and the key
+	// epoch, calls build with them, a reader of the stored hashes and a
+	// reader of the person keys inside the transaction, writes the batch
+	// (new person keys included), and advances the tree size from size to
+	// size+len(batch.Leaves) with a compare-and-swap. Nothing is written
+	// when build or any write fails. Erasures take the same lock and
+	// advance the key epoch, so a batch never uses a key an erasure deleted.
+	AppendAudit(ctx context.Context, build func(h AppendHead) (Batch, error)) error
 	// AuditTreeSize returns the number of leaves committed.
 	AuditTreeSize(ctx context.Context) (int64, error)
 	// AuditHashReader reads stored hashes outside any batch.
@@ -38,12 +40,23 @@ type Store interface {
 	// the person as holder (so erased people match nothing).
 	AuditQuery(ctx context.Context, f Filter) ([]Leaf, error)
 
-	// AuditPersonKey returns a person's sealed key (ErrNotFound when none or erased).
-	AuditPersonKey(ctx context.Context, person string) ([]byte, error)
-	// CreateAuditPersonKey stores a sealed key (ErrAlreadyExists when one is there).
-	CreateAuditPersonKey(ctx context.Context, person string, sealed []byte, at time.Time) error
-	// EraseAuditPerson deletes a person's key and readable fields.
+	// AuditPersonKeys returns the sealed keys of persons for periods (every
+	// period, the legacy one included, when periods is nil); erased keys
+	// are absent.
+	AuditPersonKeys(ctx context.Context, persons, periods []string) ([]PersonKey, error)
+	// EraseAuditPerson deletes a person's keys (every period) and readable
+	// fields, under the writers' lock, and advances the key epoch.
 	EraseAuditPerson(ctx context.Context, person string) error
+	// AuditRetention counts (apply false) or erases (apply true, advancing
+	// the key epoch), under the writers' lock, the person keys and readable fields that retention
+	// removes: those of every period lexically before period (periods are
+	// "YYYY-MM"), and the legacy keys (period "") of people none of whose
+	// legacy readable fields belongs to an event at or after legacyBefore.
+	AuditRetention(ctx context.Context, period string, legacyBefore time.Time, apply bool) (RetentionCount, error)
+	// WithAuditRetentionLock runs fn unless another process runs it
+	// (a PostgreSQL advisory lock tried without waiting); ran is false when
+	// another process held it. On SQLite fn always runs.
+	WithAuditRetentionLock(ctx context.Context, fn func(ctx context.Context) error) (ran bool, err error)
 
 	// SaveAuditCheckpoint stores a signed checkpoint (a second one for
 	// the same size is ignored).
@@ -59,8 +72,40 @@ type Store interface {
 	CreateAuditSignerKey(ctx context.Context, k SignerKey) error
 }
 
+// AppendHead is what a batch is built on, read inside its transaction.
+type AppendHead struct {
+	Size int64 // leaves committed
+	// KeyEpoch counts erasures (of a person, or by retention): person keys
+	// read at one epoch are all still stored while the epoch has not moved.
+	KeyEpoch int64
+	Hashes   tlog.HashReader
+	Keys     KeyReader
+}
+
+// KeyReader reads, inside an AppendAudit transaction, the sealed keys of
+// persons for periods (AuditPersonKeys' semantics).
+type KeyReader func(persons, periods []string) ([]PersonKey, error)
+
+// PersonKey is one person's sealed key for one period: the UTC calendar
+// month of the events it covers ("2026-11"), or LegacyPeriod for a key made
+// before keys had periods. It is sealed with purpose
+// PersonKeyPurpose(Person, Period).
+type PersonKey struct {
+	Person    string
+	Period    string
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
+// RetentionCount is what retention erases (or would erase).
+type RetentionCount struct {
+	Keys     int64 // person keys, one per person and period
+	Readable int64 // readable-field rows, one per person and event
+}
+
 // Batch is what one AppendAudit transaction writes.
 type Batch struct {
+	Keys     []PersonKey // keys created for this batch, written first
 	Leaves   []Leaf
 	Hashes   []tlog.Hash // stored hashes from index tlog.StoredHashCount(size) on
 	Readable []SealedReadable
@@ -83,10 +128,11 @@ type Leaf struct {
 }
 
 // SealedReadable is one person's readable fields of one event, sealed under
-// the person's key with purpose ReadablePurpose(seq, person).
+// the person's key for Period with purpose ReadablePurpose(seq, person).
 type SealedReadable struct {
 	Seq    int64
 	Person string
+	Period string // of the key that seals it
 	Roles  string // the person's fields in the event, e.g. ",actor_id,actor_name,"
 	Sealed []byte
 }

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mandated/mandated/audit"
@@ -40,6 +42,7 @@ func (auditHashRow) TableName() string { return "audit_hashes" }
 type auditReadableRow struct {
 	Seq    int64  `gorm:"primaryKey;autoIncrement:false"`
 	Person string `gorm:"primaryKey"`
+	Period string
 	Roles  string
 	Sealed []byte
 }
@@ -66,6 +69,7 @@ func (auditSignerKeyRow) TableName() string { return "audit_signer_keys" }
 
 type auditPersonKeyRow struct {
 	Person    string `gorm:"primaryKey"`
+	Period    string `gorm:"primaryKey"`
 	Sealed    []byte
 	CreatedAt time.Time `gorm:"autoCreateTime:false"`
 }
@@ -77,68 +81,167 @@ const auditLock = "SELECT pg_advisory_xact_lock(hashtext('mandated.audit.' || cu
 
 // AppendAudit implements audit.Store: one transaction per batch, writers
 // serialised by an advisory lock on PostgreSQL (the single writer
-// connection on SQLite), the tree size advanced by compare-and-swap.
-func (s *Store) AppendAudit(ctx context.Context, build func(size int64, hashes tlog.HashReader) (audit.Batch, error)) error {
+// connection on SQLite), the tree size advanced by compare-and-swap. The
+// batch goes in as few statements as the dialect allows: on PostgreSQL one
+// statement (array parameters unnested into every table, then the
+// compare-and-swap), on SQLite one multi-row INSERT per table.
+func (s *Store) AppendAudit(ctx context.Context, build func(h audit.AppendHead) (audit.Batch, error)) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if s.dialect == DialectPostgres {
-			if err := tx.Exec(auditLock).Error; err != nil {
-				return s.wrap(err, "audit append: lock")
-			}
+		if err := s.lockAudit(tx); err != nil {
+			return fmt.Errorf("audit append: %w", err)
 		}
-		var size int64
-		if err := tx.Raw("SELECT size FROM audit_tree_head WHERE id = 1").Scan(&size).Error; err != nil {
+		var head struct{ Size, Epoch int64 }
+		if err := tx.Raw("SELECT h.size AS size, k.epoch AS epoch FROM audit_tree_head h, audit_key_epoch k WHERE h.id = 1 AND k.id = 1").
+			Scan(&head).Error; err != nil {
 			return s.wrap(err, "audit append: read tree size")
 		}
-		b, err := build(size, auditHashReader{ctx: ctx, s: s, db: tx})
+		size := head.Size
+		b, err := build(audit.AppendHead{
+			Size: size, KeyEpoch: head.Epoch, Hashes: auditHashReader{ctx: ctx, s: s, db: tx},
+			Keys: func(persons, periods []string) ([]audit.PersonKey, error) {
+				return s.auditPersonKeys(tx, persons, periods)
+			},
+		})
 		if err != nil {
 			return fmt.Errorf("audit append: %w", err)
 		}
 		if len(b.Leaves) == 0 {
 			return nil
 		}
-		events := make([]auditEventRow, len(b.Leaves))
 		for i, l := range b.Leaves {
 			if l.Seq != size+int64(i) {
 				return fmt.Errorf("audit append: leaf %d at position %d of a batch from %d", l.Seq, i, size)
 			}
-			events[i] = auditEventRow{
-				Seq: l.Seq, Time: utc(l.Time), Action: string(l.Action), Outcome: string(l.Outcome),
-				ActorKind: string(l.ActorKind), ActorID: l.ActorID, Structure: l.Structure, MandateID: l.MandateID,
-				ClientID: l.ClientID, RequestID: l.RequestID, Leaf: l.Data,
-			}
-		}
-		if err := tx.CreateInBatches(events, 500).Error; err != nil {
-			return s.wrap(err, "audit append: events")
 		}
 		start := tlog.StoredHashCount(size)
 		if want := tlog.StoredHashCount(size+int64(len(b.Leaves))) - start; want != int64(len(b.Hashes)) {
 			return fmt.Errorf("audit append: %d hashes for %d leaves, want %d", len(b.Hashes), len(b.Leaves), want)
 		}
-		hashes := make([]auditHashRow, len(b.Hashes))
-		for i, h := range b.Hashes {
-			hashes[i] = auditHashRow{Idx: start + int64(i), Hash: h[:]}
+		sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+		if !ok {
+			return fmt.Errorf("audit append: not in a database/sql transaction (%T)", tx.Statement.ConnPool)
 		}
-		if err := tx.CreateInBatches(hashes, 1000).Error; err != nil {
-			return s.wrap(err, "audit append: hashes")
+		var moved int64
+		if s.dialect == DialectPostgres {
+			moved, err = appendAuditPostgres(ctx, sqlTx, size, start, b)
+		} else {
+			moved, err = appendAuditSQLite(ctx, sqlTx, size, start, b)
 		}
-		if len(b.Readable) > 0 {
-			rows := make([]auditReadableRow, len(b.Readable))
-			for i, r := range b.Readable {
-				rows[i] = auditReadableRow{Seq: r.Seq, Person: r.Person, Roles: r.Roles, Sealed: r.Sealed}
-			}
-			if err := tx.CreateInBatches(rows, 1000).Error; err != nil {
-				return s.wrap(err, "audit append: readable fields")
-			}
+		if err != nil {
+			return s.wrap(err, "audit append")
 		}
-		res := tx.Exec("UPDATE audit_tree_head SET size = ? WHERE id = 1 AND size = ?", size+int64(len(b.Leaves)), size)
-		if res.Error != nil {
-			return s.wrap(res.Error, "audit append: advance tree size")
-		}
-		if res.RowsAffected != 1 {
+		if moved != 1 {
 			return fmt.Errorf("audit append: tree size moved from %d under us: %w", size, mandate.ErrConflict)
 		}
 		return nil
 	})
+}
+
+// appendAuditPostgresSQL writes a whole batch in one statement: each table's
+// rows come as one array per column, unnested; the final UPDATE is the
+// compare-and-swap of the tree size. Its text never changes, so pgx
+// prepares it once per connection.
+const appendAuditPostgresSQL = `WITH ev AS (
+	INSERT INTO audit_events (seq, time, action, outcome, actor_kind, actor_id, structure, mandate_id, client_id, request_id, leaf)
+	SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[])
+), hs AS (
+	INSERT INTO audit_hashes (idx, hash) SELECT * FROM unnest($12::bigint[], $13::bytea[])
+), rd AS (
+	INSERT INTO audit_readable (seq, person, period, roles, sealed)
+	SELECT * FROM unnest($14::bigint[], $15::text[], $16::text[], $17::text[], $18::bytea[])
+), pk AS (
+	INSERT INTO audit_person_keys (person, period, sealed, created_at)
+	SELECT * FROM unnest($19::text[], $20::text[], $21::bytea[], $22::timestamptz[])
+)
+UPDATE audit_tree_head SET size = $23 WHERE id = 1 AND size = $24`
+
+func appendAuditPostgres(ctx context.Context, tx *sql.Tx, size, start int64, b audit.Batch) (int64, error) {
+	n := len(b.Leaves)
+	var (
+		seq                                                            = make([]int64, n)
+		times                                                          = make([]time.Time, n)
+		action, outcome, kind, actor, structure, mandateID, client, rq = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		leaf                                                           = make([][]byte, n)
+	)
+	for i, l := range b.Leaves {
+		seq[i], times[i], leaf[i] = l.Seq, utc(l.Time), l.Data
+		action[i], outcome[i], kind[i], actor[i] = string(l.Action), string(l.Outcome), string(l.ActorKind), l.ActorID
+		structure[i], mandateID[i], client[i], rq[i] = l.Structure, l.MandateID, l.ClientID, l.RequestID
+	}
+	idx, hash := make([]int64, len(b.Hashes)), make([][]byte, len(b.Hashes))
+	for i, h := range b.Hashes {
+		idx[i], hash[i] = start+int64(i), h[:]
+	}
+	rSeq, rPerson, rPeriod, rRoles, rSealed := make([]int64, len(b.Readable)), make([]string, len(b.Readable)),
+		make([]string, len(b.Readable)), make([]string, len(b.Readable)), make([][]byte, len(b.Readable))
+	for i, r := range b.Readable {
+		rSeq[i], rPerson[i], rPeriod[i], rRoles[i], rSealed[i] = r.Seq, r.Person, r.Period, r.Roles, r.Sealed
+	}
+	kPerson, kPeriod, kSealed, kAt := make([]string, len(b.Keys)), make([]string, len(b.Keys)), make([][]byte, len(b.Keys)), make([]time.Time, len(b.Keys))
+	for i, k := range b.Keys {
+		kPerson[i], kPeriod[i], kSealed[i], kAt[i] = k.Person, k.Period, k.Sealed, utc(k.CreatedAt)
+	}
+	res, err := tx.ExecContext(ctx, appendAuditPostgresSQL,
+		seq, times, action, outcome, kind, actor, structure, mandateID, client, rq, leaf,
+		idx, hash, rSeq, rPerson, rPeriod, rRoles, rSealed, kPerson, kPeriod, kSealed, kAt,
+		size+int64(n), size)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// sqliteParamsPerInsert bounds the parameters of one multi-row INSERT:
+// the SQLite driver binds each parameter by scanning the arguments
+// (quadratic), so many small statements beat one large one.
+const sqliteParamsPerInsert = 512
+
+func appendAuditSQLite(ctx context.Context, tx *sql.Tx, size, start int64, b audit.Batch) (int64, error) {
+	insert := func(table, cols string, ncol, nrow int, row func(i int, args []any) []any) error {
+		one := "(" + strings.TrimSuffix(strings.Repeat("?,", ncol), ",") + ")"
+		per := max(1, sqliteParamsPerInsert/ncol)
+		for at := 0; at < nrow; at += per {
+			end := min(at+per, nrow)
+			q := "INSERT INTO " + table + " (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(one+",", end-at), ",")
+			args := make([]any, 0, (end-at)*ncol)
+			for i := at; i < end; i++ {
+				args = row(i, args)
+			}
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
+		return nil
+	}
+	if err := insert("audit_person_keys", "person, period, sealed, created_at", 4, len(b.Keys), func(i int, a []any) []any {
+		k := b.Keys[i]
+		return append(a, k.Person, k.Period, k.Sealed, utc(k.CreatedAt))
+	}); err != nil {
+		return 0, err
+	}
+	if err := insert("audit_events", "seq, time, action, outcome, actor_kind, actor_id, structure, mandate_id, client_id, request_id, leaf", 11, len(b.Leaves), func(i int, a []any) []any {
+		l := b.Leaves[i]
+		return append(a, l.Seq, utc(l.Time), string(l.Action), string(l.Outcome), string(l.ActorKind), l.ActorID,
+			l.Structure, l.MandateID, l.ClientID, l.RequestID, l.Data)
+	}); err != nil {
+		return 0, err
+	}
+	if err := insert("audit_hashes", "idx, hash", 2, len(b.Hashes), func(i int, a []any) []any {
+		return append(a, start+int64(i), b.Hashes[i][:])
+	}); err != nil {
+		return 0, err
+	}
+	if err := insert("audit_readable", "seq, person, period, roles, sealed", 5, len(b.Readable), func(i int, a []any) []any {
+		r := b.Readable[i]
+		return append(a, r.Seq, r.Person, r.Period, r.Roles, r.Sealed)
+	}); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, "UPDATE audit_tree_head SET size = ? WHERE id = 1 AND size = ?", size+int64(len(b.Leaves)), size)
+	if err != nil {
+		return 0, fmt.Errorf("advance tree size: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // auditHashReader reads stored tree hashes through db.
@@ -256,7 +359,7 @@ func (s *Store) AuditReadableOf(ctx context.Context, seqs []int64) ([]audit.Seal
 func readableFrom(rows []auditReadableRow) []audit.SealedReadable {
 	out := make([]audit.SealedReadable, len(rows))
 	for i, r := range rows {
-		out[i] = audit.SealedReadable{Seq: r.Seq, Person: r.Person, Roles: r.Roles, Sealed: r.Sealed}
+		out[i] = audit.SealedReadable{Seq: r.Seq, Person: r.Person, Period: r.Period, Roles: r.Roles, Sealed: r.Sealed}
 	}
 	return out
 }
@@ -300,32 +403,124 @@ func (s *Store) AuditReadable(ctx context.Context, from, to int64) ([]audit.Seal
 	return readableFrom(rows), nil
 }
 
-// AuditPersonKey implements audit.Store.
-func (s *Store) AuditPersonKey(ctx context.Context, person string) ([]byte, error) {
-	var row auditPersonKeyRow
-	err := s.r(ctx).Where("person = ?", person).Take(&row).Error
-	if err != nil {
-		return nil, s.wrap(err, "read audit person key")
+// lockAudit takes the audit writers' lock in tx on PostgreSQL; on SQLite
+// the single writer connection already serialises writers.
+func (s *Store) lockAudit(tx *gorm.DB) error {
+	if s.dialect != DialectPostgres {
+		return nil
 	}
-	return row.Sealed, nil
+	return s.wrap(tx.Exec(auditLock).Error, "lock the audit log")
 }
 
-// CreateAuditPersonKey implements audit.Store. It commits on its own, never
-// in the context's transaction: a rolled-back key would leave events sealed
-// under a key nobody kept.
-func (s *Store) CreateAuditPersonKey(ctx context.Context, person string, sealed []byte, at time.Time) error {
-	row := auditPersonKeyRow{Person: person, Sealed: sealed, CreatedAt: utc(at)}
-	return s.wrap(s.db.WithContext(ctx).Create(&row).Error, "create audit person key")
+// advanceKeyEpoch tells writers (of every replica) that keys they hold may
+// have been erased.
+func (s *Store) advanceKeyEpoch(tx *gorm.DB) error {
+	return s.wrap(tx.Exec("UPDATE audit_key_epoch SET epoch = epoch + 1 WHERE id = 1").Error, "advance the audit key epoch")
+}
+
+// AuditPersonKeys implements audit.Store.
+func (s *Store) AuditPersonKeys(ctx context.Context, persons, periods []string) ([]audit.PersonKey, error) {
+	return s.auditPersonKeys(s.r(ctx), persons, periods)
+}
+
+func (s *Store) auditPersonKeys(db *gorm.DB, persons, periods []string) ([]audit.PersonKey, error) {
+	if len(persons) == 0 {
+		return nil, nil
+	}
+	q := db.Where("person IN ?", persons)
+	if periods != nil {
+		q = q.Where("period IN ?", periods)
+	}
+	var rows []auditPersonKeyRow
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, s.wrap(err, "read audit person keys")
+	}
+	out := make([]audit.PersonKey, len(rows))
+	for i, r := range rows {
+		out[i] = audit.PersonKey{Person: r.Person, Period: r.Period, Sealed: r.Sealed, CreatedAt: r.CreatedAt.UTC()}
+	}
+	return out, nil
 }
 
 // EraseAuditPerson implements audit.Store.
 func (s *Store) EraseAuditPerson(ctx context.Context, person string) error {
 	return s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockAudit(tx); err != nil {
+			return err
+		}
 		if err := tx.Where("person = ?", person).Delete(&auditReadableRow{}).Error; err != nil {
 			return s.wrap(err, "erase audit readable fields")
 		}
+		if err := s.advanceKeyEpoch(tx); err != nil {
+			return err
+		}
 		return s.wrap(tx.Where("person = ?", person).Delete(&auditPersonKeyRow{}).Error, "erase audit person key")
 	})
+}
+
+// retentionWhere selects the person keys or readable rows retention
+// erases: periods before the cutoff period, and legacy ones of people with
+// no legacy readable fields of an event at or after the legacy cutoff.
+const retentionWhere = `(period <> '' AND period < ?) OR (period = '' AND person NOT IN (
+	SELECT r.person FROM audit_readable r JOIN audit_events e ON e.seq = r.seq
+	WHERE r.period = '' AND e.time >= ?))`
+
+// AuditRetention implements audit.Store.
+func (s *Store) AuditRetention(ctx context.Context, period string, legacyBefore time.Time, apply bool) (audit.RetentionCount, error) {
+	var n audit.RetentionCount
+	if !apply {
+		db := s.r(ctx)
+		if err := db.Model(&auditPersonKeyRow{}).Where(retentionWhere, period, utc(legacyBefore)).Count(&n.Keys).Error; err != nil {
+			return n, s.wrap(err, "count audit keys past retention")
+		}
+		if err := db.Model(&auditReadableRow{}).Where(retentionWhere, period, utc(legacyBefore)).Count(&n.Readable).Error; err != nil {
+			return n, s.wrap(err, "count audit readable fields past retention")
+		}
+		return n, nil
+	}
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockAudit(tx); err != nil {
+			return err
+		}
+		// Readable rows first: the legacy test reads them.
+		res := tx.Where(retentionWhere, period, utc(legacyBefore)).Delete(&auditReadableRow{})
+		if res.Error != nil {
+			return s.wrap(res.Error, "erase audit readable fields past retention")
+		}
+		n.Readable = res.RowsAffected
+		res = tx.Where(retentionWhere, period, utc(legacyBefore)).Delete(&auditPersonKeyRow{})
+		if res.Error != nil {
+			return s.wrap(res.Error, "erase audit keys past retention")
+		}
+		n.Keys = res.RowsAffected
+		return s.advanceKeyEpoch(tx)
+	})
+	return n, err
+}
+
+// auditRetentionLock keeps retention to one replica at a time.
+const auditRetentionLock = "SELECT pg_try_advisory_xact_lock(hashtext('mandated.audit-retention.' || current_schema()))"
+
+// WithAuditRetentionLock implements audit.Store: on PostgreSQL it holds a
+// transaction-level advisory lock, tried without waiting, on a connection of
+// its own while fn runs (fn does not run in that transaction).
+func (s *Store) WithAuditRetentionLock(ctx context.Context, fn func(ctx context.Context) error) (bool, error) {
+	if s.dialect != DialectPostgres {
+		return true, fn(ctx)
+	}
+	tx := s.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return false, s.wrap(tx.Error, "audit retention lock")
+	}
+	defer tx.Rollback() // releases the lock
+	var ok bool
+	if err := tx.Raw(auditRetentionLock).Scan(&ok).Error; err != nil {
+		return false, s.wrap(err, "audit retention lock")
+	}
+	if !ok {
+		return false, nil
+	}
+	return true, fn(ctx)
 }
 
 // SaveAuditCheckpoint implements audit.Store.

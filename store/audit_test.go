@@ -3,7 +3,10 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -241,5 +244,224 @@ func BenchmarkAuditRecord(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestAuditLegacyKeysSurviveMigration builds a log as the code before
+// migration 00004 wrote it (one key per person, readable fields without
+// period), migrates it, and checks that the legacy keys keep working (reads,
+// exports, new events), that retention erases a person's legacy key only
+// once all their legacy events are older than the cutoff, and that
+// ErasePerson erases it.
+func TestAuditLegacyKeysSurviveMigration(t *testing.T) {
+	sealer, err := seal.New(bytes.Repeat([]byte{42}, seal.KeySize)) // StartAuditLog's
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct {
+		name string
+		dsn  func(t *testing.T) string
+	}{
+		{"SQLite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "legacy.db") }},
+		{"Postgres", func(t *testing.T) string { return storetest.PostgresSchema(t) }},
+	} {
+		t.Run(d.name, func(t *testing.T) {
+			// Legacy events: January 10 to 19, 2030, one a day. "early" only
+			// acts on the 10th; holder-0 and holder-1 every other day.
+			clock := storetest.NewClock(time.Date(2030, 1, 10, 9, 0, 0, 0, time.UTC))
+			src := storetest.OpenSQLite(t)
+			srcLog := storetest.StartAuditLog(t, src, clock)
+			for i := range 10 {
+				ev := audit.Event{
+					Actor:  audit.Actor{Kind: audit.ActorStaff, ID: "staff-1", Name: "Agent"},
+					Holder: fmt.Sprintf("holder-%d", i%2), Action: audit.ActionMailboxRead,
+					Target: fmt.Sprintf("message-%d", i), Outcome: audit.OutcomeSuccess,
+				}
+				if i == 0 {
+					ev.Holder = "early"
+				}
+				if _, err := srcLog.Record(t.Context(), ev); err != nil {
+					t.Fatal(err)
+				}
+				clock.Advance(24 * time.Hour)
+			}
+			old, err := store.Open(t.Context(), d.dsn(t), store.Options{Clock: clock})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { old.Close() })
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(store.MigrateTo(t.Context(), old, 3))
+			must(store.CopyAuditAsLegacy(t.Context(), src, old, sealer))
+			must(old.Migrate(t.Context()))
+
+			clock.Advance(60 * 24 * time.Hour) // March 2030
+			l := storetest.StartAuditLog(t, old, clock)
+			keys, err := old.AuditPersonKeys(t.Context(), []string{"staff-1", "holder-0", "holder-1", "early"}, nil)
+			must(err)
+			for _, k := range keys {
+				if k.Period != audit.LegacyPeriod {
+					t.Errorf("migrated key of %s has period %q", k.Person, k.Period)
+				}
+			}
+			if len(keys) != 4 {
+				t.Fatalf("%d legacy keys after migration, want 4", len(keys))
+			}
+			opened := func() map[int64]map[string]audit.OpenedField {
+				t.Helper()
+				var buf bytes.Buffer
+				must(l.Export(t.Context(), time.Time{}, time.Time{}, &buf))
+				if _, err := audit.VerifyExport(bytes.NewReader(buf.Bytes()), l.VerifierKey()); err != nil {
+					t.Fatalf("export does not verify: %v", err)
+				}
+				out := map[int64]map[string]audit.OpenedField{}
+				lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+				for _, line := range lines[:len(lines)-1] {
+					var e audit.ExportEntry
+					must(json.Unmarshal([]byte(line), &e))
+					out[e.Index] = e.Open
+				}
+				return out
+			}
+			if o := opened(); o[0]["holder"].Value != "early" || o[3]["holder"].Value != "holder-1" || o[3]["actor_id"].Value != "staff-1" {
+				t.Fatalf("legacy fields do not open: %v", o)
+			}
+			// A new event of a legacy person: a key of its period, both read back.
+			seq, err := l.Record(t.Context(), audit.Event{
+				Actor: audit.Actor{Kind: audit.ActorHolder, ID: "holder-1"}, Action: audit.ActionConsentGranted, Outcome: audit.OutcomeSuccess,
+			})
+			must(err)
+			p, err := l.Query(t.Context(), audit.Filter{Actor: "holder-1"})
+			must(err)
+			if len(p.Events) != 1 || p.Events[0].Seq != seq {
+				t.Errorf("new event of a legacy person: %+v", p.Events)
+			}
+			p, err = l.Query(t.Context(), audit.Filter{Holder: "holder-1"})
+			must(err)
+			if len(p.Events) != 5 || p.Events[0].Target != "message-9" {
+				t.Errorf("legacy events of holder-1: %+v", p.Events)
+			}
+
+			// Cutoff on the 15th: only "early" has no legacy event after it.
+			r, err := l.ApplyRetention(t.Context(), time.Date(2030, 1, 15, 0, 0, 0, 0, time.UTC))
+			must(err)
+			if r.Keys != 1 || r.Readable != 1 {
+				t.Errorf("retention on Jan 15 erased %+v, want early's key and field", r)
+			}
+			o := opened()
+			if _, ok := o[0]["holder"]; ok || o[0]["actor_id"].Value != "staff-1" || o[1]["holder"].Value != "holder-1" {
+				t.Errorf("after retention on Jan 15: %v", o)
+			}
+			// ErasePerson takes the legacy key too.
+			must(l.ErasePerson(t.Context(), "holder-0"))
+			if k, _ := old.AuditPersonKeys(t.Context(), []string{"holder-0"}, nil); len(k) != 0 {
+				t.Errorf("holder-0 keys after erasure: %v", k)
+			}
+			// Cutoff on February 1: every legacy key goes, March's stays.
+			r, err = l.ApplyRetention(t.Context(), time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC))
+			must(err)
+			if r.Keys != 2 { // staff-1 and holder-1's legacy keys
+				t.Errorf("retention on Feb 1 erased %+v, want 2 keys", r)
+			}
+			keys, err = old.AuditPersonKeys(t.Context(), []string{"staff-1", "holder-0", "holder-1", "early"}, nil)
+			must(err)
+			if len(keys) != 1 || keys[0].Person != "holder-1" || keys[0].Period != "2030-03" {
+				t.Errorf("keys left: %+v", keys)
+			}
+			o = opened()
+			for seq, f := range o {
+				if (len(f) > 0) != (seq == 10) {
+					t.Errorf("event %d opens %v", seq, f)
+				}
+			}
+		})
+	}
+}
+
+// TestAuditPeriodsMigrationRollsBack: 00004 down keeps the legacy keys
+// (and drops the period ones), and up again works.
+func TestAuditPeriodsMigrationRollsBack(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			s := d.open(t)
+			l := storetest.StartAuditLog(t, s, nil)
+			recordSome(t, l, 3)
+			if err := store.MigrateDownTo(t.Context(), s, 3); err != nil {
+				t.Fatalf("down to 3: %v", err)
+			}
+			blob := "'k'"
+			if s.Dialect() == store.DialectPostgres {
+				blob = "convert_to('k', 'UTF8')"
+			}
+			if err := store.ExecAuditSQL(t.Context(), s, "INSERT INTO audit_person_keys (person, sealed, created_at) VALUES ('p', "+blob+", CURRENT_TIMESTAMP)"); err != nil {
+				t.Fatalf("old person key table unusable: %v", err)
+			}
+			if err := s.Migrate(t.Context()); err != nil {
+				t.Fatalf("up again: %v", err)
+			}
+			keys, err := s.AuditPersonKeys(t.Context(), []string{"p", "holder-1"}, nil)
+			if err != nil || len(keys) != 1 || keys[0].Period != audit.LegacyPeriod {
+				t.Fatalf("keys after down and up: %+v, %v", keys, err)
+			}
+		})
+	}
+}
+
+// failingStore is the real store with one failure injected: the failAt-th
+// AuditLeaves call fails.
+type failingStore struct {
+	*store.Store
+	calls, failAt int
+}
+
+func (s *failingStore) AuditLeaves(ctx context.Context, from, to int64) ([]audit.Leaf, error) {
+	s.calls++
+	if s.calls == s.failAt {
+		return nil, errors.New("injected failure: the database went away")
+	}
+	return s.Store.AuditLeaves(ctx, from, to)
+}
+
+// TestAuditExportFailingMidwayIsIncomplete: Export reports the failure, and
+// what it wrote before has no trailer, so that no verifier takes it for a
+// complete export.
+func TestAuditExportFailingMidwayIsIncomplete(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	l := storetest.StartAuditLog(t, s, nil)
+	const n = 1500 // two chunks of 1,000
+	var wg sync.WaitGroup
+	for w := range 15 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n / 15 {
+				if _, err := l.Record(t.Context(), benchEvent(w*100+i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sealer, err := seal.New(bytes.Repeat([]byte{42}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing, err := audit.New(t.Context(), audit.Config{Store: &failingStore{Store: s, failAt: 2}, Sealer: sealer, Origin: "mandated.test/audit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	err = failing.Export(t.Context(), time.Time{}, time.Time{}, &buf)
+	if err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("export over a failing store: %v", err)
+	}
+	if _, verr := audit.VerifyExport(bytes.NewReader(buf.Bytes()), l.VerifierKey()); !errors.Is(verr, audit.ErrVerify) {
+		t.Fatalf("a partial export (%d bytes) verified: %v", buf.Len(), verr)
 	}
 }

@@ -128,3 +128,63 @@ func auditVerify(_ context.Context, args []string, out io.Writer) error {
 		rep.Entries, rep.From, rep.To-1, rep.Size)
 	return nil
 }
+
+// auditRetention applies (or, with --dry-run, counts) the audit retention:
+// the person keys and readable fields of whole UTC months before the cutoff
+// are erased; leaves, hashes and checkpoints stay.
+func auditRetention(ctx context.Context, args []string, out io.Writer) error {
+	var cfg config
+	fs := newFlagSet("audit retention", "audit retention [--before RFC3339] [--dry-run] [flags]\n\n"+
+		"Erases, for every person, the audit keys and readable fields of the UTC months that ended\n"+
+		"before the cutoff (default: now minus --audit-retention), and legacy keys whose events are\n"+
+		"all older. The tree, checkpoints and every proof still verify; exports show those fields as\n"+
+		"erased. `mandated serve` does this daily; the run is itself an audit event.", out)
+	cfg.registerCommon(fs)
+	cfg.Retention.register(fs)
+	beforeFlag := fs.String("before", "", "cutoff (RFC 3339); default: now minus --audit-retention")
+	dryRun := fs.Bool("dry-run", false, "only count what would be erased")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("audit retention: unexpected argument %q", fs.Arg(0))
+	}
+	before, err := parseTimeFlag("before", *beforeFlag)
+	if err != nil {
+		return err
+	}
+	a, err := openApp(ctx, &cfg, true)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	now := a.clock.Now()
+	if before.IsZero() {
+		if err := cfg.Retention.check(); err != nil {
+			return err
+		}
+		before = cfg.Retention.retentionCutoff(now)
+	} else if before.After(now) {
+		return errors.New("audit retention: --before must not be in the future")
+	}
+	if *dryRun {
+		r, err := a.audit.PlanRetention(ctx, before)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "would erase %d person keys and %d readable rows: months before %s, legacy keys with no event since %s\n",
+			r.Keys, r.Readable, r.Period, r.Before.Format(time.RFC3339))
+		return nil
+	}
+	r, err := a.audit.ApplyRetention(ctx, before)
+	if err != nil {
+		return err
+	}
+	if r.Skipped {
+		fmt.Fprintln(out, "another process is applying the audit retention; nothing done")
+		return nil
+	}
+	fmt.Fprintf(out, "erased %d person keys and %d readable rows: months before %s, legacy keys with no event since %s\n",
+		r.Keys, r.Readable, r.Period, r.Before.Format(time.RFC3339))
+	return nil
+}

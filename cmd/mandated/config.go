@@ -125,6 +125,9 @@ func (c *config) validate() error {
 	if c.RefreshTTL <= 0 {
 		return fmt.Errorf("refresh token lifetime %s must be positive", c.RefreshTTL)
 	}
+	if err := c.Retention.check(); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -49,6 +49,7 @@ func commands() []command {
 			{"key", "print the verifier key of the audit log's signed checkpoints", auditKey},
 			{"export", "write the events (JSON Lines) with a signed checkpoint covering them", auditExport},
 			{"verify", "check an export offline against the verifier key (no database needed)", auditVerify},
+			{"retention", "erase readable personal fields older than the retention period (proofs stay valid)", auditRetention},
 		})},
 		{"dev", "development helpers: seed", group("dev", []command{{"seed", "fill a structure with synthetic staff and holders (benchmarks)", devSeed}})},
 		{"version", "print the version", runVersion},
