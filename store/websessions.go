@@ -129,6 +129,24 @@ func (s *Store) DeleteSessionsOf(ctx context.Context, subject string) (int, erro
 	return int(res.RowsAffected), nil
 }
 
+// PruneSessions deletes browser sessions and password-reset links that
+// expired before t, and returns how many rows went.
+func (s *Store) PruneSessions(ctx context.Context, before time.Time) (int, error) {
+	before = utc(before)
+	total := 0
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		for _, table := range []string{"web_sessions", "password_resets"} {
+			res := tx.Exec("DELETE FROM "+table+" WHERE expires_at < ?", before)
+			if res.Error != nil {
+				return s.wrap(res.Error, "prune expired %s", table)
+			}
+			total += int(res.RowsAffected)
+		}
+		return nil
+	})
+	return total, err
+}
+
 type passwordResetRow struct {
 	TokenHash []byte `gorm:"primaryKey"`
 	StaffID   string

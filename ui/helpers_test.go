@@ -44,7 +44,8 @@ type env struct {
 	client *http.Client
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv builds the env; opts may add collaborators to the UI's Deps.
+func newEnv(t *testing.T, opts ...func(*env, *ui.Deps)) *env {
 	t.Helper()
 	clock := storetest.NewClock(time.Date(2030, 3, 4, 10, 0, 5, 0, time.UTC))
 	st := storetest.OpenSQLiteWith(t, store.Options{Clock: clock})
@@ -62,7 +63,12 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := ui.New(ui.Deps{People: svc, Consents: srv})
+	deps := ui.Deps{People: svc, Consents: srv}
+	partial := &env{t: t, clock: clock, store: st, people: svc, authz: srv}
+	for _, opt := range opts {
+		opt(partial, &deps)
+	}
+	u := ui.New(deps)
 	e := echo.New()
 	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{TokenLookup: "form:_csrf"}))
 	u.Register(e)

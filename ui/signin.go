@@ -117,13 +117,17 @@ func (u *UI) signInFailed(c echo.Context, m SignInMethod, returnTo string, field
 }
 
 func (u *UI) signOut(c echo.Context) error {
+	next := "/signin?signedout=1"
+	if pr, ok := u.CurrentPrincipal(c); ok && pr.Kind == "holder" {
+		next = "/holder/signin?signedout=1" // holders sign in on their own page
+	}
 	if ck, err := c.Cookie(u.cookieName); err == nil {
 		if err := u.people.EndSession(c.Request().Context(), ck.Value); err != nil {
 			return u.internalError(c, err)
 		}
 	}
 	u.clearSessionCookie(c)
-	return c.Redirect(http.StatusSeeOther, "/signin?signedout=1")
+	return c.Redirect(http.StatusSeeOther, next)
 }
 
 // SignInRedirect sends the browser to the sign-in page, to come back to this

@@ -7,6 +7,7 @@
 package ui
 
 import (
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -42,6 +43,15 @@ type Deps struct {
 	// Methods are the sign-in methods offered; the staff password + TOTP
 	// method when empty.
 	Methods []SignInMethod
+	// Banners gives the staff home page the banners admins posted; none
+	// are shown when nil.
+	Banners BannerSource
+}
+
+// BannerSource lists the banners live now for an audience in structures
+// (*people.Admin).
+type BannerSource interface {
+	BannersFor(ctx context.Context, audience people.Audience, structureIDs ...string) ([]people.Banner, error)
 }
 
 // UI is the set of pages. Build it with New and add it to echo with Register.
@@ -52,6 +62,7 @@ type UI struct {
 	secure     bool
 	cookieName string
 	methods    []SignInMethod
+	banners    BannerSource
 
 	pages   map[string]map[string]*template.Template // lang → page → template
 	css     []byte
@@ -65,7 +76,7 @@ type UI struct {
 func New(d Deps) *UI {
 	u := &UI{
 		people: d.People, consents: d.Consents, log: d.Logger, secure: d.SecureCookies,
-		cookieName: d.CookieName, methods: d.Methods,
+		cookieName: d.CookieName, methods: d.Methods, banners: d.Banners,
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)

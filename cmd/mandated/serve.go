@@ -42,7 +42,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	secure := strings.HasPrefix(cfg.Issuer, "https://")
 	e := api.NewEcho(api.Config{SecureCookies: secure, HSTS: secure, TrustedProxies: proxies},
 		api.Deps{Logger: a.log, Ready: a.store.Ping})
-	pages := ui.New(ui.Deps{People: a.people, Consents: a.authz, Logger: a.log, SecureCookies: secure})
+	pages := ui.New(ui.Deps{People: a.people, Consents: a.authz, Logger: a.log, SecureCookies: secure, Banners: a.newAdmin()})
 	pages.Register(e)
 	api.RegisterOAuth(e, a.authz, pages)
 	api.RegisterAudit(e, a.audit)
@@ -118,8 +118,9 @@ func bootstrapAdmin(ctx context.Context, a *app, email string, out io.Writer) er
 	return nil
 }
 
-// sweepExpired deletes expired token records and sign-in failures older
-// than the throttle window every ten minutes.
+// sweepExpired deletes, every ten minutes, expired token records, browser
+// sessions, reset links, one-time codes and passkey ceremonies, and sign-in
+// failures older than the throttle window.
 func (a *app) sweepExpired(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -138,6 +139,19 @@ func (a *app) sweepExpired(ctx context.Context) {
 			}
 			if _, err := a.people.PruneSignInFailures(ctx); err != nil {
 				a.log.Warn("prune old sign-in failures", "err", err)
+			}
+			now := a.clock.Now()
+			for what, prune := range map[string]func(context.Context, time.Time) (int, error){
+				"browser sessions and reset links": a.store.PruneSessions,
+				// codes count towards the hourly send limit: keep a day of them
+				"one-time codes": func(ctx context.Context, now time.Time) (int, error) {
+					return a.store.PruneCodes(ctx, now.Add(-24*time.Hour))
+				},
+				"passkey ceremonies": a.store.PrunePasskeyCeremonies,
+			} {
+				if _, err := prune(ctx, now); err != nil {
+					a.log.Warn("prune expired "+what, "err", err)
+				}
 			}
 		}
 	}

@@ -42,6 +42,22 @@ func testAccount(t *testing.T, open Opener) {
 		wantErr(t, e.s.TouchSession(ctx, []byte("gone"), later), mandate.ErrNotFound)
 	})
 
+	t.Run("expired sessions are pruned, live ones stay", func(t *testing.T) {
+		e := newEnv(t, open)
+		ctx := t.Context()
+		must(t, e.s.CreateSession(ctx, people.Session{IDHash: []byte("gone"), Subject: "staff:a", CSRFToken: "c", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+		must(t, e.s.CreateSession(ctx, people.Session{IDHash: []byte("live"), Subject: "staff:a", CSRFToken: "c", CreatedAt: t0, ExpiresAt: t0.Add(3 * time.Hour)}))
+		n, err := e.s.PruneSessions(ctx, t0.Add(2*time.Hour))
+		must(t, err)
+		if n != 1 {
+			t.Errorf("PruneSessions removed %d rows, want 1", n)
+		}
+		wantErr(t, e.s.DeleteSession(ctx, []byte("gone")), mandate.ErrNotFound)
+		if _, err := e.s.GetSession(ctx, []byte("live"), t0.Add(2*time.Hour)); err != nil {
+			t.Errorf("live session: %v", err)
+		}
+	})
+
 	t.Run("a subject's list holds its live sessions only", func(t *testing.T) {
 		e := newEnv(t, open)
 		ctx := t.Context()
