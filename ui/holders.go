@@ -23,11 +23,27 @@ import (
 type HolderPages struct {
 	u *UI
 	h *people.Holders
+	// banners and structures show the holder's home banners: none when nil.
+	banners    BannerSource
+	structures HolderStructureLister
+}
+
+// HolderStructureLister lists the structures serving a holder
+// (people.HolderStore).
+type HolderStructureLister interface {
+	HolderStructures(ctx context.Context, holderID string) ([]string, error)
 }
 
 // NewHolderPages returns the holders' pages.
 func NewHolderPages(u *UI, h *people.Holders) *HolderPages {
 	return &HolderPages{u: u, h: h}
+}
+
+// WithBanners makes the holder's home show the banners live now for holders
+// in every structure serving them (and the platform-wide ones); it returns hp.
+func (hp *HolderPages) WithBanners(b BannerSource, structures HolderStructureLister) *HolderPages {
+	hp.banners, hp.structures = b, structures
+	return hp
 }
 
 // Register adds the pages' routes to e.
@@ -170,8 +186,36 @@ func (hp *HolderPages) home(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
 	pg := hp.u.newPage(c)
+	var d holderHomeData
+	if hp.banners != nil && hp.structures != nil {
+		ctx := c.Request().Context()
+		ids, err := hp.structures.HolderStructures(ctx, p.ID)
+		if err != nil {
+			return hp.u.internalError(c, err)
+		}
+		list, err := hp.banners.BannersFor(ctx, people.AudienceHolders, ids...)
+		if err != nil {
+			return hp.u.internalError(c, err)
+		}
+		for _, b := range list {
+			lang := pg.Lang
+			if lang == "en" && b.TextEN == "" {
+				lang = "fr"
+			}
+			d.Banners = append(d.Banners, holderBanner{Lang: lang, Text: b.Text(pg.Lang)})
+		}
+	}
+	pg.Data = d
 	return hp.u.render(c, http.StatusOK, "holder-home.html", pg)
 }
+
+// holderHomeData is what the holder's home shows besides who they are.
+type holderHomeData struct {
+	Banners []holderBanner
+}
+
+// holderBanner is a banner in the page's language (Lang: the text's own).
+type holderBanner struct{ Lang, Text string }
 
 // staff returns the signed-in staff member allowed perm on their own
 // structure; otherwise it answers (sign-in redirect or refusal page) and

@@ -95,7 +95,10 @@ func (a *app) registerHolders(e *echo.Echo, pages *ui.UI) error {
 	if err != nil {
 		return err
 	}
-	ui.NewHolderPages(pages, h).Register(e)
+	// The holder's home shows the banners of every structure serving them;
+	// /holder/history, what was done for them, from the audit log.
+	ui.NewHolderPages(pages, h).WithBanners(a.newAdmin(), a.store).Register(e)
+	ui.NewHolderHistory(pages, a.audit, a.store).Register(e)
 	api.RegisterHolders(e, h, pages.CurrentPrincipal)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/mandated/mandated/api"
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/notify"
 	"github.com/mandated/mandated/notify/notifytest"
 	"github.com/mandated/mandated/people"
@@ -23,9 +24,10 @@ import (
 // holdersFeature is the holders' service, pages and API wired into a test
 // server, codes going by email to a real SMTP listener.
 type holdersFeature struct {
-	h    *people.Holders
-	smtp *notifytest.SMTPServer
-	log  *storetest.AuditLog
+	h     *people.Holders
+	smtp  *notifytest.SMTPServer
+	log   *storetest.AuditLog
+	admin *people.Admin // posts the banners the holder's home shows
 }
 
 func withHolders(f *holdersFeature) serverOption {
@@ -40,7 +42,9 @@ func withHolders(f *holdersFeature) serverOption {
 			s.t.Fatal(err)
 		}
 		f.h = h
-		ui.NewHolderPages(s.pages, h).Register(s.echo)
+		f.admin = people.NewAdmin(s.people, s.store, people.AdminConfig{})
+		ui.NewHolderPages(s.pages, h).WithBanners(f.admin, s.store).Register(s.echo)
+		ui.NewHolderHistory(s.pages, f.log.Log, s.store).Register(s.echo)
 		api.RegisterHolders(s.echo, h, s.pages.CurrentPrincipal)
 	}
 }
@@ -97,6 +101,16 @@ func TestHolderSignsInWithACodeReceivedOverSMTPOnAPhone(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// The structure's admin posts a banner for the holders it serves.
+	chef, _, err := srv.people.CreateStaff(ctx, "chef@trifouillis.fr", "admin", "Mairie de Trifouillis", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.admin.PostBanner(ctx, people.Principal{Kind: "staff", ID: chef.ID, Role: people.RoleAdmin, StructureID: chef.StructureID},
+		chef.StructureID, people.BannerInput{Audience: "holders", TextFR: "Permanence fermée lundi", TextEN: "Closed on Monday",
+			StartsAt: srv.clock.Now().Add(-time.Hour), EndsAt: srv.clock.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 
 	b := newTab(t, phone, "fr-FR,fr;q=0.9")
 	b.open(srv.url + "/holder/signin?return_to=%2Fholder")
@@ -148,7 +162,27 @@ func TestHolderSignsInWithACodeReceivedOverSMTPOnAPhone(t *testing.T) {
 	}
 	b.mustSee("h1", "Bonjour Marie Dupont")
 	b.mustSee(".facts", "marie.dupont@example.org")
+	b.mustSee(`[role=note][lang=fr]`, "Permanence fermée lundi")
 	b.checkPage("holder home")
+
+	// Who accessed my mailbox: the sign-in just made, in plain French, and
+	// a read under a mandate (its long id must fit a phone's width).
+	if _, err := f.log.Record(ctx, audit.Event{Actor: audit.Actor{Kind: audit.ActorStaff, ID: agent.ID, Name: "Agent"},
+		Holder: holderID(t, srv, "marie.dupont@example.org"), Structure: agent.StructureID, Action: audit.ActionMailboxRead,
+		MandateID: "0f8c3a52-6d1e-4b7a-9c2f-5e8d7b6a4c31", ClientID: "messagerie-de-la-mairie-de-trifouillis",
+		Outcome: audit.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	b.press(`a[href="/holder/history"]`)
+	if p := b.path(); p != "/holder/history" {
+		t.Fatalf("the history link leads to %s", p)
+	}
+	b.mustSee("h1", "Qui a accédé à ma boîte mail")
+	b.mustSee("main ol", "Vous vous êtes connecté(e).", "Le service vous a envoyé un code de connexion",
+		"Une personne non identifiée a saisi un code faux ou expiré.", "Refusé", "Agent (Mairie de Trifouillis) vous a inscrit(e).",
+		"Agent (Mairie de Trifouillis) a lu un message.", "Mandat n° 0f8c3a52-6d1e-4b7a-9c2f-5e8d7b6a4c31")
+	b.checkPage("holder history")
+	b.press(`a[href="/holder"]`)
 
 	// The code is single use: signing out and replaying it fails.
 	b.press(`form[action="/holder/signout"] button`)
@@ -284,6 +318,15 @@ func TestMediatorAddsAHolderAndAdminImportsOnAPhone(t *testing.T) {
 	if n != 2 {
 		t.Errorf("%d holders after the import, want 2", n)
 	}
+}
+
+func holderID(t *testing.T, srv *server, mailbox string) string {
+	t.Helper()
+	h, err := srv.store.FindHolderByMailbox(t.Context(), mailbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.ID
 }
 
 func agentStructure(t *testing.T, srv *server) string {
