@@ -91,6 +91,12 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 			ar.GrantAudience(aud)
 		}
 	}
+	// Before any token is made or any refresh token rotated: a
+	// deactivated or unknown person gets nothing, whatever the grant.
+	if err := s.checkSubject(ctx, rw, ar); err != nil {
+		s.writeError(rw, r, err)
+		return
+	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.refused(ctx, rw, ar, err)

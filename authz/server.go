@@ -33,6 +33,8 @@ type Server struct {
 	clock    mandate.Clock
 	log      *slog.Logger
 	rec      Recorder
+	// subjectCheck is consulted before tokens are issued for a subject (subjects.go).
+	subjectCheck SubjectCheck
 }
 
 // Option adjusts New.
@@ -45,6 +47,8 @@ type options struct {
 	jwksClient *http.Client
 	maxCached  int
 	recorder   Recorder
+	// subjectCheck: see WithSubjectCheck.
+	subjectCheck SubjectCheck
 }
 
 // WithClock sets the clock (system clock by default).
@@ -114,7 +118,7 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 		},
 		tokenURLs: []string{cfg.URL(PathToken), cfg.Issuer, cfg.URL(PathIntrospect), cfg.URL(PathRevoke)},
 	}
-	s := &Server{cfg: cfg, keys: keys, bus: o.bus, clock: o.clock, log: o.log, rec: o.recorder}
+	s := &Server{cfg: cfg, keys: keys, bus: o.bus, clock: o.clock, log: o.log, rec: o.recorder, subjectCheck: o.subjectCheck}
 	s.store = &cachedStorage{
 		Storage: st, tokens: newTokenCache(o.maxCached), clients: newClientCache(5 * time.Minute),
 		bus: o.bus, clock: o.clock, log: o.log,

@@ -128,6 +128,8 @@ type HolderCodes interface {
 type PasskeyHolders interface {
 	GetHolder(ctx context.Context, id string) (Holder, error)
 	HolderServedBy(ctx context.Context, holderID, structureID string) (bool, error)
+	// HolderStructures lists the ids of the structures serving the holder.
+	HolderStructures(ctx context.Context, holderID string) ([]string, error)
 }
 
 // Passkey errors, worded so a page can show them (package ui translates).
@@ -163,6 +165,10 @@ type PasskeyConfig struct {
 	DisplayName  string
 	CeremonyTTL  time.Duration // how long a begun ceremony may be finished; 5m
 	EnrolmentTTL time.Duration // how long a holder's enrolment link works; 15m
+	// MaxBeginsPerIP bounds the holder sign-in ceremonies one address (one
+	// /64 in IPv6) may begin within the people throttle window;
+	// DefaultMaxCeremonyBeginsPerIP when zero.
+	MaxBeginsPerIP int
 }
 
 // PasskeyDefaults fills RPID and Origins from the issuer URL when they are
@@ -224,6 +230,9 @@ func NewPasskeys(svc *Service, store PasskeyStore, holders PasskeyHolders, codes
 	}
 	if cfg.EnrolmentTTL <= 0 {
 		cfg.EnrolmentTTL = 15 * time.Minute
+	}
+	if cfg.MaxBeginsPerIP <= 0 {
+		cfg.MaxBeginsPerIP = DefaultMaxCeremonyBeginsPerIP
 	}
 	if cfg.RPID == "" || len(cfg.Origins) == 0 {
 		return nil, errors.New("passkeys: relying party id and origins are required (see PasskeyDefaults)")

@@ -26,27 +26,77 @@ func HolderEnrolURL(base, token string) string {
 	return strings.TrimSuffix(base, "/") + "/holder/enrol?token=" + url.QueryEscape(token)
 }
 
+// enrolmentStructure is the structure on whose behalf staff may start a
+// holder's passkey enrolment: their own when it serves the holder and they
+// hold PermServeHolders there; else — platform staff, who act in every
+// structure — the first structure serving the holder in which people.Can
+// grants them PermServeHolders. ErrForbidden when there is none (which is
+// also the answer for a holder that does not exist).
+func (k *Passkeys) enrolmentStructure(ctx context.Context, staff Principal, holderID string) (string, error) {
+	if holderID == "" || len(holderID) > 100 {
+		return "", fmt.Errorf("%w: no such holder", ErrForbidden)
+	}
+	if Can(staff, PermServeHolders, staff.StructureID) {
+		served, err := k.holders.HolderServedBy(ctx, holderID, staff.StructureID)
+		if err != nil && !errors.Is(err, mandate.ErrNotFound) {
+			return "", fmt.Errorf("start passkey enrolment: %w", err)
+		}
+		if served {
+			return staff.StructureID, nil
+		}
+	}
+	if staff.Platform {
+		structures, err := k.holders.HolderStructures(ctx, holderID)
+		if err != nil && !errors.Is(err, mandate.ErrNotFound) {
+			return "", fmt.Errorf("start passkey enrolment: %w", err)
+		}
+		for _, id := range structures {
+			if Can(staff, PermServeHolders, id) {
+				return id, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%w: %s on no structure serving the holder", ErrForbidden, PermServeHolders)
+}
+
+// HolderToEnrol returns the holder staff may start a passkey enrolment for
+// (see StartHolderEnrolment), and the structure on whose behalf. A holder
+// they may not serve, or that does not exist, is ErrForbidden.
+func (k *Passkeys) HolderToEnrol(ctx context.Context, staff Principal, holderID string) (Holder, string, error) {
+	if k.holders == nil || k.codes == nil {
+		return Holder{}, "", ErrPasskeysUnavailable
+	}
+	structureID, err := k.enrolmentStructure(ctx, staff, holderID)
+	if err != nil {
+		return Holder{}, "", err
+	}
+	h, err := k.holders.GetHolder(ctx, holderID)
+	if errors.Is(err, mandate.ErrNotFound) {
+		return Holder{}, "", fmt.Errorf("%w: no such holder", ErrForbidden)
+	}
+	if err != nil {
+		return Holder{}, "", fmt.Errorf("load holder %s: %w", holderID, err)
+	}
+	return h, structureID, nil
+}
+
 // StartHolderEnrolment lets a mediator start a passkey enrolment for a
 // holder their structure serves, during an appointment: it returns a
 // single-use link that expires soon. The link alone gives nothing: the
 // holder must then type a code sent to their own registered contact, so a
 // mediator can never enrol a passkey of their own in a holder's name. It is
-// also how a holder who lost their phone gets a passkey again. Holders the
-// structure does not serve (or that do not exist) are ErrForbidden.
+// also how a holder who lost their phone gets a passkey again. Platform
+// staff may do it for a holder of any structure in which their role holds
+// PermServeHolders; the enrolment (and its audit event) is then on behalf
+// of that structure. Holders the staff member may not serve (or that do
+// not exist) are ErrForbidden.
 func (k *Passkeys) StartHolderEnrolment(ctx context.Context, mediator Principal, holderID string) (EnrolmentLink, error) {
 	if k.holders == nil || k.codes == nil {
 		return EnrolmentLink{}, ErrPasskeysUnavailable
 	}
-	structureID := mediator.StructureID
-	if err := Authorize(mediator, PermServeHolders, structureID); err != nil {
+	structureID, err := k.enrolmentStructure(ctx, mediator, holderID)
+	if err != nil {
 		return EnrolmentLink{}, err
-	}
-	served, err := k.holders.HolderServedBy(ctx, holderID, structureID)
-	if err != nil && !errors.Is(err, mandate.ErrNotFound) {
-		return EnrolmentLink{}, fmt.Errorf("start passkey enrolment: %w", err)
-	}
-	if !served {
-		return EnrolmentLink{}, fmt.Errorf("%w: holder not served by structure %q", ErrForbidden, structureID)
 	}
 	token, hash, err := newToken()
 	if err != nil {
@@ -211,10 +261,16 @@ func (k *Passkeys) FinishHolderEnrolment(ctx context.Context, token, deviceSecre
 }
 
 // BeginHolderSignIn starts a holder's sign-in with a discoverable
-// credential: the phone offers the holder's passkeys for this site.
-func (k *Passkeys) BeginHolderSignIn(ctx context.Context) (string, []byte, error) {
+// credential: the phone offers the holder's passkeys for this site. Anyone
+// may begin one, so each address (ip) may begin at most MaxBeginsPerIP
+// within the throttle window: past it, ErrTooManyAttempts and nothing is
+// stored.
+func (k *Passkeys) BeginHolderSignIn(ctx context.Context, ip string) (string, []byte, error) {
 	if k.holders == nil {
 		return "", nil, ErrPasskeysUnavailable
+	}
+	if err := k.limitBegin(ctx, ip); err != nil {
+		return "", nil, err
 	}
 	return k.beginAssertion(ctx, "", CeremonyHolderSignIn, nil)
 }
@@ -222,10 +278,22 @@ func (k *Passkeys) BeginHolderSignIn(ctx context.Context) (string, []byte, error
 // FinishHolderSignIn checks the response and returns the signed-in holder
 // (open a session with Service.StartSession). Only holders' passkeys sign
 // in here; staff passkeys are a second factor after the password. Refusals
-// count against ip: past the limit, ErrTooManyAttempts.
+// count against ip: past the limit, ErrTooManyAttempts. So does a finish
+// without a ceremony from an address that may begin no more (the page's
+// script posts the form when its begin was refused): the person is told to
+// wait, not to try again.
 func (k *Passkeys) FinishHolderSignIn(ctx context.Context, ceremonyID string, response []byte, ip string) (Principal, error) {
 	if k.holders == nil {
 		return Principal{}, ErrPasskeysUnavailable
+	}
+	if ceremonyID == "" {
+		reached, err := k.beginsReached(ctx, ip)
+		if err != nil {
+			return Principal{}, err
+		}
+		if reached {
+			return Principal{}, ErrTooManyAttempts
+		}
 	}
 	var p Principal
 	err := k.throttledByIP(ctx, ip, func() error {

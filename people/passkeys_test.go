@@ -222,7 +222,7 @@ func TestHolderEnrolsAPasskeyWithTheMediatorAndSignsInWithIt(t *testing.T) {
 		t.Fatalf("used link: %v", err)
 	}
 
-	id, opts, err = e.keys.BeginHolderSignIn(ctx)
+	id, opts, err = e.keys.BeginHolderSignIn(ctx, "203.0.113.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestRefusedPasskeyResponsesChangeNothingAndAreAudited(t *testing.T) {
 	st := e.mediator(t, "luc@example.org", "mairie-lyon")
 	type attempt func() error
 	begin := func() (string, []byte) {
-		id, opts, err := e.keys.BeginHolderSignIn(ctx)
+		id, opts, err := e.keys.BeginHolderSignIn(ctx, "203.0.113.5")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +415,7 @@ func TestRefusedPasskeySignInsAreThrottledPerAddress(t *testing.T) {
 	ctx := t.Context()
 	max := e.svc.Config().MaxIPFailures
 	for i := range max {
-		id, _, err := e.keys.BeginHolderSignIn(ctx)
+		id, _, err := e.keys.BeginHolderSignIn(ctx, "203.0.113.5")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -423,7 +423,7 @@ func TestRefusedPasskeySignInsAreThrottledPerAddress(t *testing.T) {
 			t.Fatalf("attempt %d: %v", i+1, err)
 		}
 	}
-	id, _, err := e.keys.BeginHolderSignIn(ctx)
+	id, _, err := e.keys.BeginHolderSignIn(ctx, "203.0.113.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +439,7 @@ func TestRefusedPasskeySignInsAreThrottledPerAddress(t *testing.T) {
 		t.Errorf("another address: %v", err)
 	}
 	e.clock.Advance(e.svc.Config().ThrottleWindow + time.Second)
-	id, _, _ = e.keys.BeginHolderSignIn(ctx)
+	id, _, _ = e.keys.BeginHolderSignIn(ctx, "203.0.113.5")
 	if _, err := e.keys.FinishHolderSignIn(ctx, id, []byte(`{}`), "203.0.113.5"); !errors.Is(err, people.ErrPasskeyRefused) {
 		t.Errorf("after the window: %v", err)
 	}
@@ -554,7 +554,7 @@ func TestStaffPasskeyIsASecondFactorAfterThePassword(t *testing.T) {
 	}
 
 	// A staff passkey is no way in without the password, nor as a holder.
-	hid, hopts, err := e.keys.BeginHolderSignIn(ctx)
+	hid, hopts, err := e.keys.BeginHolderSignIn(ctx, "203.0.113.5")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,9 +151,14 @@ func passkeyHolderHome(returnTo string) string {
 }
 
 func (pp *PasskeyPages) holderSignInBegin(c echo.Context) error {
-	id, opts, err := pp.keys.BeginHolderSignIn(c.Request().Context())
+	id, opts, err := pp.keys.BeginHolderSignIn(c.Request().Context(), c.RealIP())
 	if errors.Is(err, people.ErrPasskeysUnavailable) {
 		return beginRefused(c, http.StatusNotFound)
+	}
+	if errors.Is(err, people.ErrTooManyAttempts) {
+		// The script then posts the form, whose page says to wait.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(pp.u.people.Config().ThrottleWindow.Seconds())))
+		return beginRefused(c, http.StatusTooManyRequests)
 	}
 	if err != nil {
 		pp.u.log.ErrorContext(c.Request().Context(), "begin passkey sign-in", "err", err)
@@ -485,7 +490,9 @@ func (pp *PasskeyPages) servedHolder(c echo.Context) (people.Principal, mediator
 		return pr, d, false, notFound()
 	}
 	if pp.holders != nil {
-		h, err := pp.holders.Get(c.Request().Context(), pr, pr.StructureID, id)
+		// The mediator's structure, or for platform staff any structure
+		// serving the holder (people.Passkeys.HolderToEnrol).
+		h, _, err := pp.keys.HolderToEnrol(c.Request().Context(), pr, id)
 		if errors.Is(err, people.ErrForbidden) || errors.Is(err, mandate.ErrNotFound) {
 			return pr, d, false, notFound()
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -121,7 +122,16 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		HMACSecret:           sec.HMAC,
 		AccessTokenLifetime:  cfg.AccessTTL,
 		RefreshTokenLifetime: cfg.RefreshTTL,
-	}, st, a.keys, authz.WithClock(clock), authz.WithLogger(log), authz.WithRevocationBus(a.bus), authz.WithRecorder(a.audit))
+	}, st, a.keys, authz.WithClock(clock), authz.WithLogger(log), authz.WithRevocationBus(a.bus), authz.WithRecorder(a.audit),
+		// No token for a deactivated or unknown person, whatever the grant
+		// (a.people is set below, before any request can arrive).
+		authz.WithSubjectCheck(func(ctx context.Context, subject string) error {
+			err := a.people.CheckSubject(ctx, subject)
+			if errors.Is(err, people.ErrSubjectInactive) {
+				return fmt.Errorf("%w: %w", authz.ErrSubjectRefused, err)
+			}
+			return err
+		}))
 	if err != nil {
 		a.writer.close()
 		a.bus.Close()
