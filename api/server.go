@@ -28,11 +28,29 @@ type Config struct {
 	HSTS bool
 	// MaxBodyBytes bounds every request body; 64 KiB when zero.
 	MaxBodyBytes int64
+	// LargeBodies sets a different bound for some routes, keyed by method
+	// and route path as registered ("POST /api/holders/import"): file
+	// uploads that MaxBodyBytes would refuse. Nil: none (ImportBodyLimits
+	// gives the holders CSV imports' routes).
+	LargeBodies map[string]int64
 	// TrustedProxies are the networks of reverse proxies whose
 	// X-Forwarded-For header names the client's address. When empty the
 	// client address is the connection's peer, and X-Forwarded-For is
 	// ignored, so nobody can dodge per-IP sign-in throttling with a header.
 	TrustedProxies []*net.IPNet
+}
+
+// MaxImportBodyBytes bounds the body of a holders CSV import: the file, and
+// from the page its multipart envelope (a few hundred bytes).
+const MaxImportBodyBytes = 2 << 20
+
+// ImportBodyLimits are the Config.LargeBodies of the holders CSV imports:
+// the API's and the admin page's, MaxImportBodyBytes each.
+func ImportBodyLimits() map[string]int64 {
+	return map[string]int64{
+		http.MethodPost + " /api/holders/import":   MaxImportBodyBytes,
+		http.MethodPost + " /admin/holders/import": MaxImportBodyBytes,
+	}
 }
 
 // Deps are the server's collaborators.
@@ -67,7 +85,7 @@ func NewEcho(cfg Config, d Deps) *echo.Echo {
 	e.Use(requestLogger(d.Logger))
 	e.Use(recoverer(d.Logger))
 	e.Use(securityHeaders(cfg.HSTS))
-	e.Use(bodyLimit(cfg.MaxBodyBytes))
+	e.Use(bodyLimit(cfg.MaxBodyBytes, cfg.LargeBodies))
 	e.Use(middleware.CSRFWithConfig(middleware.CSRFConfig{
 		Skipper:        csrfSkipper,
 		TokenLookup:    "header:X-CSRF-Token,form:_csrf",
@@ -145,20 +163,27 @@ func securityHeaders(hsts bool) echo.MiddlewareFunc {
 	}
 }
 
-// bodyLimit caps request bodies; reading past the limit fails. The OAuth2
-// endpoints carry their own limit (see RegisterOAuth) so that they answer
-// with the RFC 6749 error instead of a problem document.
-func bodyLimit(limit int64) echo.MiddlewareFunc {
+// bodyLimit caps request bodies; reading past the limit fails. The limit is
+// limit, or large["METHOD /route/path"] for the routes it names (echo runs
+// this middleware after routing, so c.Path() is the route's path). A body
+// announced larger is refused at once with 413. The OAuth2 endpoints carry
+// their own limit (see RegisterOAuth) so that they answer with the RFC 6749
+// error instead of a problem document.
+func bodyLimit(limit int64, large map[string]int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
 			if strings.HasPrefix(r.URL.Path, "/oauth2/") {
 				return next(c)
 			}
-			if r.ContentLength > limit {
+			bound := limit
+			if n, ok := large[r.Method+" "+c.Path()]; ok && n > 0 {
+				bound = n
+			}
+			if r.ContentLength > bound {
 				return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
 			}
-			r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, bound)
 			return next(c)
 		}
 	}

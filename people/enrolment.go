@@ -51,29 +51,92 @@ func (s *Service) NewEnrolmentLink(ctx context.Context, email string) (string, e
 	return s.newEnrolment(ctx, staff.ID)
 }
 
-// openEnrolment finds a usable enrolment and its pending account.
+// openEnrolment finds a usable enrolment and its pending account. A link
+// that is unknown, used, expired (or replaced: a newer link expires the older
+// ones) or of an account no longer pending is refused with
+// ErrEnrolmentLinkInvalid, and the refusal is recorded (refuseLink).
 func (s *Service) openEnrolment(ctx context.Context, token string) (Enrolment, Staff, error) {
-	if token == "" || len(token) > 100 {
-		return Enrolment{}, Staff{}, ErrEnrolmentLinkInvalid
-	}
-	e, err := s.store.GetEnrolment(ctx, hashToken(token))
-	if errors.Is(err, mandate.ErrNotFound) {
-		return Enrolment{}, Staff{}, ErrEnrolmentLinkInvalid
-	}
+	e, staff, reason, err := s.findEnrolment(ctx, token)
 	if err != nil {
-		return Enrolment{}, Staff{}, fmt.Errorf("load enrolment: %w", err)
+		return Enrolment{}, Staff{}, err
 	}
-	if e.UsedAt != nil || !s.clock.Now().Before(e.ExpiresAt) {
-		return Enrolment{}, Staff{}, ErrEnrolmentLinkInvalid
-	}
-	staff, err := s.store.GetStaff(ctx, e.StaffID)
-	if err != nil {
-		return Enrolment{}, Staff{}, fmt.Errorf("load staff %s: %w", e.StaffID, err)
-	}
-	if staff.Status != StaffPending {
+	if reason != "" {
+		s.refuseEnrolment(ctx, staff, reason)
 		return Enrolment{}, Staff{}, ErrEnrolmentLinkInvalid
 	}
 	return e, staff, nil
+}
+
+// findEnrolment loads the enrolment of token and its account; reason says
+// why it cannot be used ("" when it can). staff is set whenever the link
+// named an account.
+func (s *Service) findEnrolment(ctx context.Context, token string) (Enrolment, Staff, string, error) {
+	if token == "" || len(token) > 100 {
+		return Enrolment{}, Staff{}, "enrolment link unknown", nil
+	}
+	e, err := s.store.GetEnrolment(ctx, hashToken(token))
+	if errors.Is(err, mandate.ErrNotFound) {
+		return Enrolment{}, Staff{}, "enrolment link unknown", nil
+	}
+	if err != nil {
+		return Enrolment{}, Staff{}, "", fmt.Errorf("load enrolment: %w", err)
+	}
+	staff, err := s.store.GetStaff(ctx, e.StaffID)
+	if errors.Is(err, mandate.ErrNotFound) {
+		return Enrolment{}, Staff{}, "enrolment link unknown", nil
+	}
+	if err != nil {
+		return Enrolment{}, Staff{}, "", fmt.Errorf("load staff %s: %w", e.StaffID, err)
+	}
+	switch {
+	case e.UsedAt != nil:
+		return e, staff, "enrolment link used", nil
+	case !s.clock.Now().Before(e.ExpiresAt):
+		return e, staff, "enrolment link expired or replaced", nil
+	case staff.Status != StaffPending:
+		return e, staff, "enrolment link of an account not pending (" + string(staff.Status) + ")", nil
+	}
+	return e, staff, "", nil
+}
+
+// refuseEnrolment records a refused enrolment link: the actor is the account
+// the link named, or unknown (what was typed is never recorded).
+func (s *Service) refuseEnrolment(ctx context.Context, staff Staff, reason string) {
+	actor := audit.Actor{Kind: audit.ActorUnknown}
+	if staff.ID != "" {
+		actor = staffActor(staff.ID, "")
+	}
+	s.refuseLink(ctx, audit.Event{
+		Actor: actor, Structure: staff.StructureID, Action: audit.ActionEnrolmentDone,
+		Outcome: audit.OutcomeDenied, Reason: reason,
+	})
+}
+
+// refuseLink records the refusal of a single-use link (enrolment, password
+// reset) opened or sent from the request's address (ClientFrom). Refusals
+// are counted per address under "link-ip:<address>" with the sign-in
+// failure counters; past MaxIPFailures within the throttle window they are
+// still refused but no longer recorded, so that a flood of made-up links
+// cannot fill the append-only log (they reach the request log). The counter
+// is apart from the sign-in one: opening dead links does not lock an
+// office's sign-ins. A lost record is logged; the link is refused anyway.
+func (s *Service) refuseLink(ctx context.Context, e audit.Event) {
+	ip := cutTo(ClientFrom(ctx).IP, 64)
+	now := s.clock.Now()
+	n, err := s.store.RecordSignInFailure(ctx, "link-ip:"+ip, now, now.Add(-s.cfg.ThrottleWindow))
+	if err != nil {
+		s.log.WarnContext(ctx, "count refused link", "err", err)
+	}
+	if n > s.cfg.MaxIPFailures {
+		s.log.InfoContext(ctx, "refused link not recorded: too many from this address", "action", e.Action, "ip", ip)
+		return
+	}
+	if n == s.cfg.MaxIPFailures {
+		e.Reason += "; address throttled, further refusals not recorded"
+	}
+	if err := s.record(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "record refused link", "action", e.Action, "err", err)
+	}
 }
 
 // BeginEnrolment opens an enrolment link and returns the second-factor
@@ -126,8 +189,9 @@ func (s *Service) CompleteEnrolment(ctx context.Context, token, displayName, pas
 	if err := CheckPasswordPolicy(password, staff.Email); err != nil {
 		return err
 	}
-	if e.SealedPendingTOTP == nil {
-		return ErrEnrolmentLinkInvalid // the page was never opened: no secret to prove
+	if e.SealedPendingTOTP == nil { // the page was never opened: no secret to prove
+		s.refuseEnrolment(ctx, staff, "enrolment link sent before its page was opened")
+		return ErrEnrolmentLinkInvalid
 	}
 	plain, err := s.sealer.Open(e.SealedPendingTOTP, totpPurpose(staff.ID))
 	if err != nil {
@@ -155,6 +219,7 @@ func (s *Service) CompleteEnrolment(ctx context.Context, token, displayName, pas
 	})
 	switch {
 	case errors.Is(err, mandate.ErrConflict), errors.Is(err, mandate.ErrNotFound), errors.Is(err, ErrEnrolmentLinkInvalid):
+		s.refuseEnrolment(ctx, staff, "enrolment link used or expired meanwhile")
 		return ErrEnrolmentLinkInvalid
 	case err != nil:
 		return fmt.Errorf("complete enrolment of %s: %w", staff.ID, err)

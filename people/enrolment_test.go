@@ -2,10 +2,16 @@ package people_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/people"
+	"github.com/mandated/mandated/store"
+	"github.com/mandated/mandated/store/storetest"
 )
 
 func TestEnrolmentLinkWorksOnce(t *testing.T) {
@@ -173,5 +179,118 @@ func TestBootstrapPlatformAdminOnlyOnAnEmptyDatabase(t *testing.T) {
 	}
 	if _, err := e.svc.NewEnrolmentLink(ctx, "admin@example.fr"); err != nil {
 		t.Fatalf("new link for a pending account: %v", err)
+	}
+}
+
+func TestRefusedEnrolmentLinksAreRecordedUntilTheAddressIsThrottled(t *testing.T) {
+	var log *storetest.AuditLog
+	e := newEnvRecording(t, func(st *store.Store, clock *storetest.Clock) people.Recorder {
+		log = storetest.StartAuditLog(t, st, clock)
+		return log
+	})
+	ctx := people.WithClient(t.Context(), people.Client{IP: "192.0.2.7"})
+	used, token, err := e.svc.CreateStaff(ctx, "marie@mairie.fr", "mediator", "Mairie", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := e.svc.BeginEnrolment(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.CompleteEnrolment(ctx, token, "Marie", testPassword, e.code(t, view.TOTP.Secret)); err != nil {
+		t.Fatal(err)
+	}
+	late, lateToken, err := e.svc.CreateStaff(ctx, "paul@mairie.fr", "mediator", "Mairie", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(73 * time.Hour)
+	before, err := e.store.GetStaff(ctx, late.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type row struct {
+		outcome         audit.Outcome
+		actor           audit.ActorKind
+		actorID, reason string
+		structure       string
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want row
+	}{
+		{"used link opened", func() error { _, err := e.svc.BeginEnrolment(ctx, token); return err },
+			row{audit.OutcomeDenied, audit.ActorStaff, used.ID, "enrolment link used", used.StructureID}},
+		{"used link submitted", func() error {
+			return e.svc.CompleteEnrolment(ctx, token, "Mallory", "another long password", "123456")
+		}, row{audit.OutcomeDenied, audit.ActorStaff, used.ID, "enrolment link used", used.StructureID}},
+		{"expired link opened", func() error { _, err := e.svc.BeginEnrolment(ctx, lateToken); return err },
+			row{audit.OutcomeDenied, audit.ActorStaff, late.ID, "enrolment link expired or replaced", late.StructureID}},
+		{"unknown link opened", func() error { _, err := e.svc.BeginEnrolment(ctx, "made-up-token"); return err },
+			row{audit.OutcomeDenied, audit.ActorUnknown, "", "enrolment link unknown", ""}},
+	}
+	for _, s := range steps {
+		if err := s.do(); !errors.Is(err, people.ErrEnrolmentLinkInvalid) {
+			t.Fatalf("%s: %v, want ErrEnrolmentLinkInvalid", s.name, err)
+		}
+	}
+	if after, _ := e.store.GetStaff(ctx, late.ID); after.Status != before.Status || after.PasswordHash != before.PasswordHash {
+		t.Errorf("a refused link changed the account: %+v", after)
+	}
+
+	events := func() []row {
+		page, err := log.Query(t.Context(), audit.Filter{Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []row
+		for _, ev := range slices.Backward(page.Events) {
+			if ev.Action == audit.ActionEnrolmentDone && ev.Outcome == audit.OutcomeDenied {
+				out = append(out, row{ev.Outcome, ev.Actor.Kind, ev.Actor.ID, ev.Reason, ev.Structure})
+			}
+		}
+		return out
+	}
+	got := events()
+	var want []row
+	for _, s := range steps {
+		want = append(want, s.want)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("refusals recorded:\n got %+v\nwant %+v", got, want)
+	}
+
+	// A flood of made-up links from one address: recorded up to the
+	// address's limit (the one that reaches it says so), refused after.
+	limit := e.svc.Config().MaxIPFailures
+	for i := len(steps); i < limit+10; i++ {
+		if _, err := e.svc.BeginEnrolment(ctx, fmt.Sprintf("made-up-%d", i)); !errors.Is(err, people.ErrEnrolmentLinkInvalid) {
+			t.Fatalf("made-up link %d: %v", i, err)
+		}
+	}
+	got = events()
+	if len(got) != limit {
+		t.Fatalf("%d refusals recorded from one address, want the limit %d", len(got), limit)
+	}
+	if last := got[len(got)-1].reason; !strings.HasSuffix(last, "; address throttled, further refusals not recorded") {
+		t.Errorf("the last recorded refusal says %q", last)
+	}
+	// Another address is recorded again; the same one after the window too.
+	other := people.WithClient(t.Context(), people.Client{IP: "198.51.100.1"})
+	if _, err := e.svc.BeginEnrolment(other, "made-up-elsewhere"); !errors.Is(err, people.ErrEnrolmentLinkInvalid) {
+		t.Fatal(err)
+	}
+	e.clock.Advance(e.svc.Config().ThrottleWindow + time.Second)
+	if _, err := e.svc.BeginEnrolment(ctx, "made-up-later"); !errors.Is(err, people.ErrEnrolmentLinkInvalid) {
+		t.Fatal(err)
+	}
+	if n := len(events()); n != limit+2 {
+		t.Errorf("%d refusals recorded, want %d", n, limit+2)
+	}
+	// Refusals of links do not lock the address's staff sign-ins.
+	if _, err := e.svc.SignInStaff(t.Context(), "marie@mairie.fr", testPassword, e.code(t, view.TOTP.Secret), "192.0.2.7"); err != nil {
+		t.Errorf("sign-in from the address after refused links: %v", err)
 	}
 }

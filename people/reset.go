@@ -164,34 +164,48 @@ func resetMessage(to, link string, ttl time.Duration, lang string) notify.Messag
 			"Si vous n'avez rien demandé, ignorez ce message : votre mot de passe reste le même.\n", minutes, link)}
 }
 
-// openReset finds a usable reset link and its active account.
-func (a *Account) openReset(ctx context.Context, token string) (PasswordReset, Staff, error) {
+// openReset finds a usable reset link and its active account; reason says
+// why it cannot be used ("" when it can: then err is nil too). staff is set
+// whenever the link named an account.
+func (a *Account) openReset(ctx context.Context, token string) (PasswordReset, Staff, string, error) {
 	if token == "" || len(token) > 100 {
-		return PasswordReset{}, Staff{}, ErrResetLinkInvalid
+		return PasswordReset{}, Staff{}, "reset link unknown", ErrResetLinkInvalid
 	}
 	r, err := a.store.GetPasswordReset(ctx, hashToken(token))
 	if errors.Is(err, mandate.ErrNotFound) {
-		return PasswordReset{}, Staff{}, ErrResetLinkInvalid
+		return PasswordReset{}, Staff{}, "reset link unknown", ErrResetLinkInvalid
 	}
 	if err != nil {
-		return PasswordReset{}, Staff{}, fmt.Errorf("load reset link: %w", err)
+		return PasswordReset{}, Staff{}, "", fmt.Errorf("load reset link: %w", err)
 	}
 	staff, err := a.svc.store.GetStaff(ctx, r.StaffID)
 	if errors.Is(err, mandate.ErrNotFound) {
-		return r, Staff{}, ErrResetLinkInvalid
+		return r, Staff{}, "reset link unknown", ErrResetLinkInvalid
 	}
 	if err != nil {
-		return r, Staff{}, fmt.Errorf("load staff %s: %w", r.StaffID, err)
+		return r, Staff{}, "", fmt.Errorf("load staff %s: %w", r.StaffID, err)
 	}
-	if r.UsedAt != nil || !a.svc.clock.Now().Before(r.ExpiresAt) || staff.Status != StaffActive {
-		return r, staff, ErrResetLinkInvalid
+	switch {
+	case r.UsedAt != nil:
+		return r, staff, "reset link used", ErrResetLinkInvalid
+	case !a.svc.clock.Now().Before(r.ExpiresAt):
+		return r, staff, "reset link expired or replaced", ErrResetLinkInvalid
+	case staff.Status != StaffActive:
+		return r, staff, "reset link of an account not active (" + string(staff.Status) + ")", ErrResetLinkInvalid
 	}
-	return r, staff, nil
+	return r, staff, "", nil
 }
 
-// OpenPasswordReset checks a reset link before its page is shown.
+// OpenPasswordReset checks a reset link before its page is shown. A link
+// that cannot be used gives ErrResetLinkInvalid, and the refusal is
+// recorded (password.reset.completed, outcome denied), except past the
+// per-address limit of refused links (see refuseLink).
 func (a *Account) OpenPasswordReset(ctx context.Context, token string) (ResetView, error) {
-	_, staff, err := a.openReset(ctx, token)
+	_, staff, reason, err := a.openReset(ctx, token)
+	if errors.Is(err, ErrResetLinkInvalid) {
+		a.svc.refuseLink(ctx, a.refusal(staff, "opened: "+reason))
+		return ResetView{}, err
+	}
 	if err != nil {
 		return ResetView{}, err
 	}
@@ -211,10 +225,10 @@ func (a *Account) CompletePasswordReset(ctx context.Context, token, password str
 	if err := a.svc.checkThrottle(ctx, "", ipKey); err != nil {
 		return err
 	}
-	_, staff, err := a.openReset(ctx, token)
+	_, staff, reason, err := a.openReset(ctx, token)
 	if errors.Is(err, ErrResetLinkInvalid) {
 		a.svc.recordFailure(ctx, ipKey)
-		a.refuseReset(ctx, staff, "link unknown, used, replaced or expired, or account not active")
+		a.refuseReset(ctx, staff, reason)
 		return err
 	}
 	if err != nil {
@@ -290,14 +304,19 @@ func (a *Account) verifySecondFactor(st *Staff, proof ResetProof, now time.Time)
 // refuseReset records a refused reset; the actor is the account when the
 // link named one. A lost record is logged: the reset fails anyway.
 func (a *Account) refuseReset(ctx context.Context, staff Staff, reason string) {
+	if err := a.svc.record(ctx, a.refusal(staff, reason)); err != nil {
+		a.svc.log.ErrorContext(ctx, "record refused password reset", "err", err)
+	}
+}
+
+// refusal is the event of a refused reset link.
+func (a *Account) refusal(staff Staff, reason string) audit.Event {
 	actor := audit.Actor{Kind: audit.ActorUnknown}
 	if staff.ID != "" {
 		actor = staffActor(staff.ID, "")
 	}
-	if err := a.svc.record(ctx, audit.Event{
+	return audit.Event{
 		Actor: actor, Structure: staff.StructureID, Action: audit.ActionResetCompleted,
 		Outcome: audit.OutcomeDenied, Reason: reason,
-	}); err != nil {
-		a.svc.log.ErrorContext(ctx, "record refused password reset", "err", err)
 	}
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"html/template"
 	"net/http"
@@ -28,7 +29,7 @@ func (u *UI) enrolPage(c echo.Context) error {
 // showEnrolment draws the enrolment form (again, after mistakes).
 func (u *UI) showEnrolment(c echo.Context, status int, errs []fieldError, displayName string) error {
 	token := c.QueryParam("token")
-	view, err := u.people.BeginEnrolment(c.Request().Context(), token)
+	view, err := u.people.BeginEnrolment(withClient(c), token)
 	if errors.Is(err, people.ErrEnrolmentLinkInvalid) {
 		return u.renderProblem(c, http.StatusGone, "enrol.invalid.title", "enrol.invalid.detail")
 	}
@@ -51,7 +52,7 @@ func (u *UI) showEnrolment(c echo.Context, status int, errs []fieldError, displa
 func (u *UI) enrol(c echo.Context) error {
 	token := c.QueryParam("token")
 	name := c.FormValue("display_name")
-	err := u.people.CompleteEnrolment(c.Request().Context(), token, name, c.FormValue("password"), c.FormValue("code"))
+	err := u.people.CompleteEnrolment(withClient(c), token, name, c.FormValue("password"), c.FormValue("code"))
 	if err == nil {
 		return c.Redirect(http.StatusSeeOther, "/signin?enrolled=1")
 	}
@@ -83,4 +84,15 @@ func enrolErrorField(err error) (field, key string) {
 		return "code", "enrol.err.code"
 	}
 	return "", ""
+}
+
+// withClient is the request's context carrying its client (address after
+// the trusted-proxy rule), with which package people counts and records
+// refused links, even when the account pages' middleware is not installed.
+func withClient(c echo.Context) context.Context {
+	ctx := c.Request().Context()
+	if people.ClientFrom(ctx).IP != "" {
+		return ctx
+	}
+	return people.WithClient(ctx, people.Client{IP: c.RealIP(), UserAgent: c.Request().UserAgent()})
 }

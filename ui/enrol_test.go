@@ -3,8 +3,16 @@ package ui_test
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mandated/mandated/audit"
+	"github.com/mandated/mandated/people"
+	"github.com/mandated/mandated/seal"
+	"github.com/mandated/mandated/store/storetest"
+	"github.com/mandated/mandated/ui"
 )
 
 func TestEnrolmentPageSetsUpTheAccountOnce(t *testing.T) {
@@ -49,5 +57,63 @@ func TestEnrolmentPageSetsUpTheAccountOnce(t *testing.T) {
 	mustContain(t, body, "Ce lien ne fonctionne plus")
 	if resp, _ := e.get("/enrol?token=nope"); resp.StatusCode != http.StatusGone {
 		t.Fatalf("unknown link: %d", resp.StatusCode)
+	}
+}
+
+func TestDeadEnrolmentLinkShowsThePlainPageAndIsRecorded(t *testing.T) {
+	var log *storetest.AuditLog
+	var svc *people.Service
+	e := newEnv(t, func(partial *env, d *ui.Deps) {
+		log = storetest.StartAuditLog(t, partial.store, partial.clock)
+		sealer, err := seal.New(randomBytes(t, seal.KeySize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc = people.NewService(partial.store, sealer, partial.clock, nil, people.Config{Recorder: log})
+		d.People = svc
+	})
+	staff, token, err := svc.CreateStaff(t.Context(), "paul@mairie.fr", "mediator", "Mairie", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(73 * time.Hour)
+	for _, path := range []string{"/enrol?token=" + url.QueryEscape(token), "/enrol?token=nope", "/enrol"} {
+		resp, body := e.get(path)
+		if resp.StatusCode != http.StatusGone {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		mustContain(t, body, "Ce lien ne fonctionne plus")
+	}
+	_, page := e.get("/signin")
+	resp, body := e.post("/enrol?token=nope", url.Values{"_csrf": {e.csrf(page)}, "display_name": {"Mallory"}, "password": {testPassword}, "code": {"123456"}})
+	if resp.StatusCode != http.StatusGone {
+		t.Fatalf("submitting an unknown link: %d", resp.StatusCode)
+	}
+	mustContain(t, body, "Ce lien ne fonctionne plus")
+
+	events, err := log.Query(t.Context(), audit.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		actor           audit.ActorKind
+		actorID, reason string
+	}
+	var got []row
+	for _, ev := range slices.Backward(events.Events) {
+		if ev.Action != audit.ActionEnrolmentDone || ev.Outcome != audit.OutcomeDenied {
+			t.Errorf("unexpected event %+v", ev)
+			continue
+		}
+		got = append(got, row{ev.Actor.Kind, ev.Actor.ID, ev.Reason})
+	}
+	want := []row{
+		{audit.ActorStaff, staff.ID, "enrolment link expired or replaced"},
+		{audit.ActorUnknown, "", "enrolment link unknown"},
+		{audit.ActorUnknown, "", "enrolment link unknown"},
+		{audit.ActorUnknown, "", "enrolment link unknown"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -22,7 +22,7 @@ func TestHomeLinksFollowPermissionsAndShowsBanners(t *testing.T) {
 		t.Fatalf("sign-in: %d", resp.StatusCode)
 	}
 	_, body := e.get("/")
-	mustContain(t, body, `href="/console/holders"`, `href="/account/sessions"`, `href="/account/passkeys"`)
+	mustContain(t, body, `href="/console/holders"`, `href="/account/sessions"`, `href="/account/passkeys"`, `href="/account/mailbox"`)
 	for _, forbidden := range []string{`href="/admin"`, `href="/audit"`, `href="/admin/holders/import"`} {
 		if strings.Contains(body, forbidden) {
 			t.Errorf("a mediator's home links to %s", forbidden)

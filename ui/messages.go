@@ -74,6 +74,7 @@ var messages = map[string]msg{
 	"home.link.import":   {"Importer des personnes (CSV)", "Import people (CSV)"},
 	"home.link.passkeys": {"Mes clés d'accès", "My passkeys"},
 	"home.link.sessions": {"Mes connexions en cours", "My signed-in devices"},
+	"home.link.mailbox":  {"Ma boîte professionnelle", "My work mailbox"},
 	"role.admin":         {"Administration de la structure", "Organisation administrator"},
 	"role.mediator":      {"Médiation numérique", "Digital mediator"},
 	"role.auditor":       {"Contrôle du journal", "Auditor"},

@@ -40,7 +40,8 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	}
 
 	secure := strings.HasPrefix(cfg.Issuer, "https://")
-	e := api.NewEcho(api.Config{SecureCookies: secure, HSTS: secure, TrustedProxies: proxies},
+	e := api.NewEcho(api.Config{SecureCookies: secure, HSTS: secure, TrustedProxies: proxies,
+		LargeBodies: api.ImportBodyLimits()},
 		api.Deps{Logger: a.log, Ready: a.store.Ping})
 	pages := ui.New(ui.Deps{People: a.people, Consents: a.authz, Logger: a.log, SecureCookies: secure, Banners: a.newAdmin()})
 	pages.Register(e)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mandated/mandated/api"
 	"github.com/mandated/mandated/people"
 	"github.com/mandated/mandated/ui"
 )
@@ -56,5 +57,20 @@ func (a *app) registerAccount(e *echo.Echo, pages *ui.UI) error {
 		a.log.Warn("no email delivery configured: staff password reset by email is off")
 	}
 	ui.NewAccount(pages, acc).Register(e)
+	return a.registerStaffMailbox(e, pages)
+}
+
+// registerStaffMailbox serves « Ma boîte professionnelle » (/account/mailbox
+// and /api/me/mailbox): a staff member becomes the holder of the mailbox they
+// sign in with, proven by a one-time code sent there with the holders' code
+// settings (docs/holders.md).
+func (a *app) registerStaffMailbox(e *echo.Echo, pages *ui.UI) error {
+	h, err := a.newHolders()
+	if err != nil {
+		return err
+	}
+	svc := people.NewStaffMailboxes(a.people, h)
+	ui.NewMailboxPages(pages, svc).Register(e)
+	api.RegisterStaffMailbox(e, svc, pages.CurrentPrincipal, a.people.Config().ThrottleWindow)
 	return nil
 }

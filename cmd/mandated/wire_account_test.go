@@ -134,6 +134,13 @@ func TestServeResetsAStaffPasswordByEmail(t *testing.T) {
 	if status, loc, _ := b.do(http.MethodGet, in.base+"/account/sessions", nil); status != http.StatusSeeOther || !strings.HasPrefix(loc, "/signin") {
 		t.Errorf("/account/sessions signed out: %d → %s", status, loc)
 	}
+	// « Ma boîte professionnelle » is served too (wire_account.go).
+	if status, loc, _ := b.do(http.MethodGet, in.base+"/account/mailbox", nil); status != http.StatusSeeOther || loc != "/signin?return_to=/account/mailbox" {
+		t.Errorf("/account/mailbox signed out: %d → %s", status, loc)
+	}
+	if status, _, body := b.do(http.MethodGet, in.base+"/api/me/mailbox", nil); status != http.StatusUnauthorized || !strings.Contains(body, "sign in as staff") {
+		t.Errorf("/api/me/mailbox signed out: %d %s", status, body)
+	}
 	_, _, page = b.do(http.MethodGet, in.base+"/account/reset", nil)
 	status, loc, _ = b.do(http.MethodPost, in.base+"/account/reset", url.Values{"_csrf": {csrfOf(t, page)}, "email": {"marie@trifouillis.fr"}})
 	if status != http.StatusSeeOther || loc != "/account/reset?sent=1" {

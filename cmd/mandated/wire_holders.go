@@ -57,10 +57,10 @@ func (c *holdersConfig) validate() error {
 	return nil
 }
 
-// importMaxBytes bounds a CSV import: under the server's request body
-// limit (64 KiB, api.Config's default), leaving room for the upload form's
-// envelope; about 1,000 rows.
-const importMaxBytes = 60 << 10
+// importMaxBytes bounds a CSV import: under the import routes' request
+// body limit (api.MaxImportBodyBytes, 2 MiB, set in serve.go), leaving room
+// for the upload form's envelope; about 10,000 rows.
+const importMaxBytes = api.MaxImportBodyBytes - 16<<10
 
 // newHolders builds the holders service over the app: the store, the
 // notifier, the one-time code key and the audit log. Other features (the
