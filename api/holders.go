@@ -76,18 +76,8 @@ type problemField struct {
 }
 
 func writeHolderProblem(c echo.Context, p holderProblem) error {
-	if p.Type == "" {
-		p.Type = "about:blank"
-	}
-	if p.Title == "" {
-		p.Title = http.StatusText(p.Status)
-	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Blob(p.Status, "application/problem+json", body)
+	p.defaults()
+	return writeProblemJSON(c, p.Status, p)
 }
 
 // caller returns the signed-in staff member and the structure the request
