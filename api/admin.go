@@ -238,12 +238,13 @@ func (h adminHandlers) invite(c echo.Context) error {
 		Name     string `json:"name" form:"name"`
 		Role     string `json:"role" form:"role"`
 		Language string `json:"language" form:"language"`
+		Platform bool   `json:"platform" form:"platform"`
 	}
 	if err := c.Bind(&in); err != nil {
 		return adminBadRequest(c, "the body must be JSON with email, name and role")
 	}
 	st, err := h.adm.Invite(c.Request().Context(), p, c.Param("id"),
-		people.Invitation{Email: in.Email, Name: in.Name, Role: in.Role, Language: in.Language})
+		people.Invitation{Email: in.Email, Name: in.Name, Role: in.Role, Language: in.Language, Platform: in.Platform})
 	if err != nil {
 		return h.fail(c, err)
 	}

@@ -497,3 +497,30 @@ func TestInvitationWhoseEmailFailsCanBeSentAgain(t *testing.T) {
 	}
 	a.mails(t, "marie@mairie.fr", 1)
 }
+
+func TestOnlyPlatformAdminsInvitePlatformWideAuditors(t *testing.T) {
+	a := newAdminEnv(t)
+	ctx := t.Context()
+	root, _ := a.enrolledAs(t, "root@plateforme.fr", "admin", "Plateforme", true)
+	local, _ := a.enrolledAs(t, "chef@mairie.fr", "admin", "Mairie de Tulle", false)
+
+	inv := people.Invitation{Email: "audit@cnil.fr", Name: "Alice Audit", Role: "auditor", Platform: true}
+	if _, err := a.adm.Invite(ctx, principalOf(local), local.StructureID, inv); !errors.Is(err, people.ErrRoleNotAllowed) {
+		t.Fatalf("a structure admin inviting a platform auditor: %v, want ErrRoleNotAllowed", err)
+	}
+	mediator := people.Invitation{Email: "med@plateforme.fr", Name: "Max", Role: "mediator", Platform: true}
+	if _, err := a.adm.Invite(ctx, principalOf(root), root.StructureID, mediator); !errors.Is(err, people.ErrRoleNotAllowed) {
+		t.Fatalf("a platform-wide mediator: %v, want ErrRoleNotAllowed", err)
+	}
+	st, err := a.adm.Invite(ctx, principalOf(root), root.StructureID, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.store.GetStaff(ctx, st.ID)
+	if err != nil || !got.Platform || got.Role != people.RoleAuditor {
+		t.Fatalf("invited platform auditor = %+v, %v", got, err)
+	}
+	if _, err := a.store.FindStaffByEmail(ctx, "med@plateforme.fr"); err == nil {
+		t.Error("a refused invitation created an account")
+	}
+}

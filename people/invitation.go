@@ -21,6 +21,9 @@ type Invitation struct {
 	Name     string
 	Role     string // mediator or auditor; admin for platform admins only
 	Language string // of the email: "fr" (default) or "en" first
+	// Platform makes the account platform-wide (every structure): a
+	// platform auditor or admin. Only platform admins may invite one.
+	Platform bool
 }
 
 // Invite creates a pending account in structureID and emails the person a
@@ -48,6 +51,9 @@ func (a *Admin) Invite(ctx context.Context, p Principal, structureID string, inv
 	if role == RoleAdmin && !p.Platform {
 		return Staff{}, ErrRoleNotAllowed
 	}
+	if inv.Platform && (!Can(p, PermManageStructures, "") || role == RoleMediator) {
+		return Staff{}, ErrRoleNotAllowed // platform-wide: auditors and admins, by platform admins
+	}
 	if a.cfg.Notifier == nil {
 		return Staff{}, ErrNoNotifier
 	}
@@ -65,6 +71,9 @@ func (a *Admin) Invite(ctx context.Context, p Principal, structureID string, inv
 		}
 	}
 	reason := "role=" + string(role)
+	if inv.Platform {
+		reason += "; platform-wide"
+	}
 	if again {
 		reason += "; invited again, older links cancelled"
 	}
@@ -79,7 +88,7 @@ func (a *Admin) Invite(ctx context.Context, p Principal, structureID string, inv
 			if s.Status != StaffPending {
 				return ErrEmailTaken
 			}
-			s.DisplayName, s.Role = name, role
+			s.DisplayName, s.Role, s.Platform = name, role, inv.Platform
 			staff = *s
 			return nil
 		})
@@ -87,7 +96,7 @@ func (a *Admin) Invite(ctx context.Context, p Principal, structureID string, inv
 			return Staff{}, err
 		}
 	} else {
-		staff.DisplayName, staff.Role = name, role
+		staff.DisplayName, staff.Role, staff.Platform = name, role, inv.Platform
 		err = a.svc.store.CreateStaff(ctx, staff)
 		if errors.Is(err, mandate.ErrAlreadyExists) {
 			return Staff{}, ErrEmailTaken // created concurrently
