@@ -34,6 +34,9 @@ func RegisterOAuth(e *echo.Echo, srv *authz.Server, pages OAuthPages) {
 	e.GET(authz.PathAuthorize, h.authorize, limit)
 	e.POST(authz.PathAuthorize, h.authorize, limit)
 	e.POST(authz.PathToken, echo.WrapHandler(http.HandlerFunc(srv.Token)), limit)
+	if srv.DeviceFlowEnabled() {
+		e.POST(authz.PathDeviceAuthorization, echo.WrapHandler(http.HandlerFunc(srv.DeviceAuthorization)), limit)
+	}
 	e.POST(authz.PathIntrospect, echo.WrapHandler(http.HandlerFunc(srv.Introspect)), limit)
 	e.POST(authz.PathRevoke, echo.WrapHandler(http.HandlerFunc(srv.Revoke)), limit)
 	e.GET(authz.PathJWKS, echo.WrapHandler(http.HandlerFunc(srv.JWKS)))
@@ -45,7 +48,7 @@ func RegisterOAuth(e *echo.Echo, srv *authz.Server, pages OAuthPages) {
 // /oauth2/authorize stays protected.
 func OAuthCSRFSkipper(c echo.Context) bool {
 	switch c.Request().URL.Path {
-	case authz.PathToken, authz.PathIntrospect, authz.PathRevoke:
+	case authz.PathToken, authz.PathDeviceAuthorization, authz.PathIntrospect, authz.PathRevoke:
 		return true
 	}
 	return false

@@ -60,6 +60,15 @@ const (
 	ActionBannerPosted     Action = "banner.posted"
 	ActionBannerChanged    Action = "banner.changed"
 	ActionBannerDeleted    Action = "banner.deleted"
+	// Mandate steps (audit/mandate.go maps mandate.Step to these).
+	ActionMandateRequested     Action = "mandate.requested"
+	ActionMandateApproved      Action = "mandate.approved"
+	ActionMandateRefused       Action = "mandate.refused"
+	ActionMandateUnanswered    Action = "mandate.unanswered"
+	ActionMandateActivated     Action = "mandate.activated"
+	ActionMandateEnded         Action = "mandate.ended"
+	ActionMandateRequestDenied Action = "mandate.request_refused"
+	ActionMandatePolicyChanged Action = "mandate.policy_changed"
 )
 
 var actions = map[Action]bool{
@@ -77,6 +86,9 @@ var actions = map[Action]bool{
 	ActionMailboxRead: true, ActionMailboxSend: true, ActionMailboxMove: true, ActionMailboxDelete: true,
 	ActionStaffInvited: true, ActionStaffDeactivated: true, ActionStaffReactivated: true, ActionStructureCreated: true,
 	ActionBannerPosted: true, ActionBannerChanged: true, ActionBannerDeleted: true,
+	ActionMandateRequested: true, ActionMandateApproved: true, ActionMandateRefused: true,
+	ActionMandateUnanswered: true, ActionMandateActivated: true, ActionMandateEnded: true,
+	ActionMandateRequestDenied: true, ActionMandatePolicyChanged: true,
 }
 
 // Valid reports whether a is one of the defined actions.

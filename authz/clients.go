@@ -24,7 +24,7 @@ const (
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
-var supportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantJWTBearer}
+var supportedGrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantJWTBearer, GrantTypeDeviceCode}
 
 // ClientSpec is what an administrator registers.
 type ClientSpec struct {
@@ -100,15 +100,16 @@ func (s *Server) clientFromSpec(spec ClientSpec) (*Client, error) {
 			return nil, invalidSpec("unsupported grant type %q", g)
 		}
 	}
-	if slices.Contains(grants, GrantRefreshToken) && !slices.Contains(grants, GrantAuthorizationCode) {
-		return nil, invalidSpec("refresh_token needs authorization_code")
+	code := slices.Contains(grants, GrantAuthorizationCode)
+	device := slices.Contains(grants, GrantTypeDeviceCode)
+	if slices.Contains(grants, GrantRefreshToken) && !code && !device {
+		return nil, invalidSpec("refresh_token needs authorization_code or %s", GrantTypeDeviceCode)
 	}
 	scopes := dedupe(spec.Scopes)
 	if err := mandate.ValidateScopes(scopes); err != nil {
 		return nil, invalidSpec("%v", err)
 	}
-	code := slices.Contains(grants, GrantAuthorizationCode)
-	if code && slices.ContainsFunc(scopes, mandate.IsServiceScope) {
+	if (code || device) && slices.ContainsFunc(scopes, mandate.IsServiceScope) {
 		return nil, invalidSpec("service scopes (audit.write) are for client_credentials only: register the resource server as a client of its own")
 	}
 	if code && len(spec.RedirectURIs) == 0 {
@@ -135,8 +136,10 @@ func (s *Server) clientFromSpec(spec ClientSpec) (*Client, error) {
 			return nil, invalidSpec("keys are only for private_key_jwt")
 		}
 	case AuthMethodNone:
-		if slices.ContainsFunc(grants, func(g string) bool { return g != GrantAuthorizationCode && g != GrantRefreshToken }) {
-			return nil, invalidSpec("a public client (auth method none) may only use authorization_code (with PKCE) and refresh_token")
+		if slices.ContainsFunc(grants, func(g string) bool {
+			return g != GrantAuthorizationCode && g != GrantRefreshToken && g != GrantTypeDeviceCode
+		}) {
+			return nil, invalidSpec("a public client (auth method none) may only use authorization_code (with PKCE), the device code grant and refresh_token")
 		}
 	case AuthMethodPrivateKey:
 		if err := setClientKeys(c, spec); err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -56,7 +55,7 @@ func checkCatalogue(scope string) error {
 
 // Token serves the token endpoint (RFC 6749 §3.2).
 func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx := withHTTPRequestID(r.Context(), requestID(rw))
 	form, err := s.parsePost(r)
 	if err != nil {
 		s.writeError(rw, r, err)
@@ -66,7 +65,7 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 		s.writeError(rw, r, err)
 		return
 	}
-	if gt := form.Get("grant_type"); gt != "" && !slices.Contains(supportedGrantTypes, gt) {
+	if gt := form.Get("grant_type"); gt != "" && !s.grantTypeEnabled(gt) {
 		s.writeError(rw, r, fosite.ErrUnsupportedGrantType.WithHintf("Grant type '%s' is not supported.", gt))
 		return
 	}
@@ -78,7 +77,11 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 		err = fosite.ErrInvalidGrant.WithHint("The assertion was already used.").WithWrap(err)
 	}
 	if err != nil {
-		s.refused(ctx, rw, ar, err)
+		// A device code still pending is the protocol, not a refusal: the
+		// client polls every few seconds (RFC 8628 §3.5).
+		if !errors.Is(err, ErrAuthorizationPending) && !errors.Is(err, ErrSlowDown) {
+			s.refused(ctx, rw, ar, err)
+		}
 		s.writeError(rw, r, err)
 		return
 	}
@@ -97,6 +100,12 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 		s.writeError(rw, r, err)
 		return
 	}
+	// A mandate token refreshes only while its mandate is live.
+	if err := s.checkMandateGrant(ctx, ar); err != nil {
+		s.refused(ctx, rw, ar, err)
+		s.writeError(rw, r, err)
+		return
+	}
 	resp, err := s.provider.NewAccessResponse(ctx, ar)
 	if err != nil {
 		s.refused(ctx, rw, ar, err)
@@ -105,7 +114,7 @@ func (s *Server) Token(rw http.ResponseWriter, r *http.Request) {
 	}
 	// No tokens without their record: the tokens exist in the store but
 	// nobody has seen them; answer server_error instead.
-	if err := s.recordIssued(ctx, rw, ar); err != nil {
+	if err := s.recordTokens(ctx, rw, ar); err != nil {
 		s.writeError(rw, r, fosite.ErrServerError.WithHint("The request could not be recorded.").WithWrap(err).WithDebug(err.Error()))
 		return
 	}
@@ -162,6 +171,7 @@ type Metadata struct {
 	Issuer                                     string   `json:"issuer"`
 	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
 	TokenEndpoint                              string   `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint                string   `json:"device_authorization_endpoint,omitempty"`
 	JWKSURI                                    string   `json:"jwks_uri"`
 	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
@@ -183,16 +193,21 @@ var clientAssertionAlgs = []string{"ES256", "ES384", "ES512", "RS256", "RS384", 
 // Metadata returns the server's RFC 8414 metadata.
 func (s *Server) Metadata() Metadata {
 	confidential := []string{AuthMethodSecretBasic, AuthMethodSecretPost, AuthMethodPrivateKey}
+	device := ""
+	if s.device != nil {
+		device = s.cfg.URL(PathDeviceAuthorization)
+	}
 	return Metadata{
 		Issuer:                            s.cfg.Issuer,
 		AuthorizationEndpoint:             s.cfg.URL(PathAuthorize),
 		TokenEndpoint:                     s.cfg.URL(PathToken),
+		DeviceAuthorizationEndpoint:       device,
 		JWKSURI:                           s.cfg.URL(PathJWKS),
 		IntrospectionEndpoint:             s.cfg.URL(PathIntrospect),
 		RevocationEndpoint:                s.cfg.URL(PathRevoke),
 		ScopesSupported:                   mandate.ScopeNames(),
 		ResponseTypesSupported:            []string{"code"},
-		GrantTypesSupported:               append([]string(nil), supportedGrantTypes...),
+		GrantTypesSupported:               s.enabledGrantTypes(),
 		TokenEndpointAuthMethodsSupported: append(confidential, AuthMethodNone),
 		TokenEndpointAuthSigningAlgValuesSupported: clientAssertionAlgs,
 		IntrospectionEndpointAuthMethodsSupported:  confidential,

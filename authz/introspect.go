@@ -24,6 +24,9 @@ type introspector struct {
 	tokens   *tokenCache
 	clock    mandate.Clock
 	scopes   fosite.ScopeStrategy
+	// mandateLive tells whether a mandate token's mandate is live
+	// (Server.mandateLive); asked on every introspection of one.
+	mandateLive func(ctx context.Context, id string) (mandate.Mandate, bool, error)
 }
 
 var _ fosite.TokenIntrospector = (*introspector)(nil)
@@ -74,7 +77,7 @@ func (in *introspector) access(ctx context.Context, token string, ar fosite.Acce
 		} else if e.hash != hash {
 			return inactive("The token does not match the issued one.")
 		}
-		return in.merge(e.req, ar, scopes)
+		return in.mergeLive(ctx, e.req, token, ar, scopes)
 	}
 	gen := in.tokens.generation()
 	or, err := in.store.GetAccessTokenSession(ctx, sig, &fosite.DefaultSession{})
@@ -91,7 +94,7 @@ func (in *introspector) access(ctx context.Context, token string, ar fosite.Acce
 	if !exp.IsZero() && now.Before(exp) {
 		in.tokens.put(sig, tokenEntry{req: or, expires: exp, hash: hash, verified: true}, gen)
 	}
-	return in.merge(or, ar, scopes)
+	return in.mergeLive(ctx, or, token, ar, scopes)
 }
 
 func (in *introspector) refresh(ctx context.Context, token string, ar fosite.AccessRequester, scopes []string) error {
@@ -106,7 +109,50 @@ func (in *introspector) refresh(ctx context.Context, token string, ar fosite.Acc
 	if err := in.strategy.ValidateRefreshToken(ctx, or, token); err != nil {
 		return err
 	}
-	return in.merge(or, ar, scopes)
+	return in.mergeLive(ctx, or, "", ar, scopes)
+}
+
+// mergeLive is merge for a token whose mandate, if it has one, is live;
+// a mandate token's session then carries its mandate claims for describe.
+// accessToken is the verified access token ("" for a refresh token).
+func (in *introspector) mergeLive(ctx context.Context, or fosite.Requester, accessToken string, ar fosite.AccessRequester, scopes []string) error {
+	c, ok, err := mandateOfToken(or, accessToken)
+	if err != nil {
+		return inactive("The access token's claims are malformed.")
+	}
+	if !ok {
+		return in.merge(or, ar, scopes)
+	}
+	m, live := mandate.Mandate{}, false
+	if in.mandateLive != nil {
+		if m, live, err = in.mandateLive(ctx, c.MandateID); err != nil {
+			return errorsx.WithStack(fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+		}
+	}
+	if !live {
+		return inactive("The token's mandate has ended, is outside its window, or the holder is no longer present.")
+	}
+	if err := in.merge(or, ar, scopes); err != nil {
+		return err
+	}
+	ar.SetSession(&introspectedMandate{Session: ar.GetSession(), claims: c, presence: presenceOf(m)})
+	return nil
+}
+
+// mandateOfToken reads the mandate claims of a token record: from its
+// session as stored, or — for a cached access token, whose snapshot keeps
+// only the subject — from the verified token itself when its subject is a
+// holder (mandate tokens' subjects always are).
+func mandateOfToken(or fosite.Requester, accessToken string) (mandateClaims, bool, error) {
+	sess := or.GetSession()
+	if c, ok := mandateClaimsOf(sess); ok {
+		return c, true, nil
+	}
+	if _, stored := sess.(*fosite.DefaultSession); stored || sess == nil || accessToken == "" ||
+		!strings.HasPrefix(sess.GetSubject(), "holder:") {
+		return mandateClaims{}, false, nil
+	}
+	return mandateClaimsOfJWT(accessToken)
 }
 
 func (in *introspector) merge(or fosite.Requester, ar fosite.AccessRequester, scopes []string) error {
@@ -131,6 +177,15 @@ type introspectionResponse struct {
 	Issuer    string   `json:"iss,omitempty"`
 	TokenType string   `json:"token_type,omitempty"`
 	JTI       string   `json:"jti,omitempty"`
+
+	// Mandate tokens only (mandate_tokens.go: describeMandate).
+	MandateID            string                `json:"mandate_id,omitempty"`
+	Act                  *ActClaim             `json:"act,omitempty"`
+	ActSub               string                `json:"act_sub,omitempty"`
+	Username             string                `json:"username,omitempty"`
+	Rights               string                `json:"rights,omitempty"`
+	AuthorizationDetails []AuthorizationDetail `json:"authorization_details,omitempty"`
+	Presence             string                `json:"presence,omitempty"`
 }
 
 // Introspect serves RFC 7662 token introspection. The caller must
@@ -193,7 +248,12 @@ func (s *Server) describe(use fosite.TokenUse, ar fosite.AccessRequester) intros
 		Issuer:   s.cfg.Issuer,
 		Audience: ar.GetGrantedAudience(),
 	}
-	switch sess := ar.GetSession().(type) {
+	sess := ar.GetSession()
+	if m, ok := sess.(*introspectedMandate); ok {
+		describeMandate(&resp, m)
+		sess = m.Session
+	}
+	switch sess := sess.(type) {
 	case *fosite.DefaultSession: // loaded from storage (refresh tokens)
 		if sess != nil {
 			resp.Subject = sess.GetSubject()

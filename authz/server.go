@@ -35,6 +35,8 @@ type Server struct {
 	rec      Recorder
 	// subjectCheck is consulted before tokens are issued for a subject (subjects.go).
 	subjectCheck SubjectCheck
+	// device is the RFC 8628 device flow and mandate tokens; nil when off (device.go).
+	device *deviceFlow
 }
 
 // Option adjusts New.
@@ -49,6 +51,10 @@ type options struct {
 	recorder   Recorder
 	// subjectCheck: see WithSubjectCheck.
 	subjectCheck SubjectCheck
+	// mandates, devices and staffDir: see WithMandates, WithDeviceStore, WithStaffDirectory.
+	mandates Mandates
+	devices  DeviceStore
+	staffDir StaffDirectory
 }
 
 // WithClock sets the clock (system clock by default).
@@ -92,6 +98,9 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 	if o.recorder == nil {
 		o.recorder = NopRecorder{}
 	}
+	if (o.mandates == nil) != (o.devices == nil) {
+		return nil, errors.New("authz: the device flow needs both WithMandates and WithDeviceStore (or neither)")
+	}
 	secret, err := hkdf.Key(sha256.New, cfg.HMACSecret, nil, "mandated oauth2 hmac tokens", 32)
 	if err != nil {
 		return nil, fmt.Errorf("authz: derive HMAC secret: %w", err)
@@ -116,14 +125,23 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 			GrantTypeJWTBearerMaxDuration:  time.Hour,
 			SendDebugMessagesToClients:     false,
 		},
-		tokenURLs: []string{cfg.URL(PathToken), cfg.Issuer, cfg.URL(PathIntrospect), cfg.URL(PathRevoke)},
+		tokenURLs: []string{cfg.URL(PathToken), cfg.Issuer, cfg.URL(PathIntrospect), cfg.URL(PathRevoke), cfg.URL(PathDeviceAuthorization)},
 	}
 	s := &Server{cfg: cfg, keys: keys, bus: o.bus, clock: o.clock, log: o.log, rec: o.recorder, subjectCheck: o.subjectCheck}
+	if o.mandates != nil {
+		if s.device, err = newDeviceFlow(cfg, o.mandates, o.devices, o.staffDir); err != nil {
+			return nil, err
+		}
+	}
 	s.store = &cachedStorage{
 		Storage: st, tokens: newTokenCache(o.maxCached), clients: newClientCache(5 * time.Minute),
 		bus: o.bus, clock: o.clock, log: o.log,
 	}
 	o.bus.Subscribe(s.store.onRevocation)
+	if s.device != nil {
+		s.device.cache = newMandateCache(o.maxCached)
+		o.bus.Subscribe(s.device.onBusMessage)
+	}
 	s.strategy = &TokenStrategy{
 		HMACSHAStrategy: compose.NewOAuth2HMACStrategy(fc),
 		Keys:            keys, Issuer: cfg.Issuer, DefaultAudience: cfg.DefaultAudience,
@@ -152,8 +170,12 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 			fc.RevocationHandlers.Append(rh)
 		}
 	}
+	if s.device != nil {
+		fc.TokenEndpointHandlers.Append(&deviceGrantHandler{s: s})
+	}
 	fc.TokenIntrospectionHandlers.Append(&introspector{
 		strategy: s.strategy, store: s.store, tokens: s.store.tokens, clock: o.clock, scopes: fosite.ExactScopeStrategy,
+		mandateLive: s.mandateLive,
 	})
 	return s, nil
 }
@@ -214,8 +236,9 @@ func (s *Server) Config() Config { return s.cfg }
 // Keys returns the key manager.
 func (s *Server) Keys() *KeyManager { return s.keys }
 
-// Run keeps the server's background work going until ctx ends: key reloads
-// and sweeping expired entries from the token cache.
+// Run keeps the server's background work going until ctx ends: key reloads,
+// sweeping expired entries from the token cache, and forgetting expired
+// device authorizations.
 func (s *Server) Run(ctx context.Context) {
 	go s.keys.Run(ctx)
 	t := time.NewTicker(time.Minute)
@@ -226,6 +249,7 @@ func (s *Server) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			s.store.tokens.sweep(s.clock.Now())
+			s.pruneDevices(ctx)
 		}
 	}
 }

@@ -45,6 +45,12 @@ type AccessTokenClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
+
+	// Mandate tokens only (mandate_tokens.go): the staff member acting
+	// (RFC 8693 §4.1), the mandate, and what it allows (RFC 9396).
+	Act                  *ActClaim             `json:"act,omitempty"`
+	MandateID            string                `json:"mandate_id,omitempty"`
+	AuthorizationDetails []AuthorizationDetail `json:"authorization_details,omitempty"`
 }
 
 // Session keys in fosite.DefaultSession.Extra that the strategy reads or writes.
@@ -124,6 +130,10 @@ func (s *TokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requeste
 	if len(aud) == 0 {
 		aud = s.DefaultAudience
 	}
+	mc, isMandate := mandateClaimsOf(sess)
+	if isMandate && !mc.NotAfter.IsZero() && exp.After(mc.NotAfter) {
+		exp = mc.NotAfter // never past the mandate's end
+	}
 	c := AccessTokenClaims{
 		Claims: jwt.Claims{
 			Issuer: s.Issuer, Subject: sub, Audience: jwt.Audience(aud), ID: jti,
@@ -132,6 +142,11 @@ func (s *TokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requeste
 		ClientID: clientID,
 		Scope:    strings.Join(r.GetGrantedScopes(), " "),
 		AuthTime: authTime(sess),
+	}
+	if isMandate {
+		c.Act = &ActClaim{Sub: mc.ActorSub}
+		c.MandateID = mc.MandateID
+		c.AuthorizationDetails = mc.details()
 	}
 	token, err := jwt.Signed(signer).Claims(c).Serialize()
 	if err != nil {

@@ -33,8 +33,10 @@ const (
 )
 
 var (
-	_ authz.Storage = (*Store)(nil)
-	_ people.Store  = (*Store)(nil)
+	_ authz.Storage     = (*Store)(nil)
+	_ people.Store      = (*Store)(nil)
+	_ mandate.Store     = (*Store)(nil)
+	_ authz.DeviceStore = (*Store)(nil)
 )
 
 // Options tune a Store; the zero value works.

@@ -30,7 +30,11 @@ type app struct {
 	authz  *authz.Server
 	people *people.Service
 	audit  *audit.Log // every state change records into it
-	writer *auditWriter
+	// mandates runs mandates and presence; hub wakes the pages following
+	// one (wire_mandates.go).
+	mandates *mandate.Service
+	hub      *mandate.Hub
+	writer   *auditWriter
 	// notifier sends one-time codes, invitations and reset links (wire_notify.go).
 	notifier notify.Notifier
 	secrets  secrets
@@ -117,6 +121,12 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		st.Close()
 		return nil, fmt.Errorf("revocation bus: %w", err)
 	}
+	if err := a.openMandates(); err != nil {
+		a.writer.close()
+		a.bus.Close()
+		st.Close()
+		return nil, err
+	}
 	a.authz, err = authz.New(authz.Config{
 		Issuer:               cfg.Issuer,
 		HMACSecret:           sec.HMAC,
@@ -131,6 +141,13 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 				return fmt.Errorf("%w: %w", authz.ErrSubjectRefused, err)
 			}
 			return err
+		}),
+		// Assisted sessions and delegations: the RFC 8628 device flow
+		// creates mandates; their tokens live only while they do.
+		authz.WithMandates(a.mandates), authz.WithDeviceStore(st),
+		authz.WithStaffDirectory(func(ctx context.Context, staffID string) (string, error) {
+			s, err := st.GetStaff(ctx, staffID)
+			return s.StructureID, err
 		}))
 	if err != nil {
 		a.writer.close()

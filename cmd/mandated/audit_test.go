@@ -100,14 +100,15 @@ func TestAuditKeyExportVerify(t *testing.T) {
 			if served != key {
 				t.Fatalf("served key %q, audit key printed %q", served, key)
 			}
-			// 6 events plus the first signing key's creation (key.rotated).
-			if size, _, err := audit.OpenCheckpoint([]byte(checkpoint), key); err != nil || size != 7 {
+			// 6 events plus the first signing key's creation (key.rotated) and
+			// the console client's registration on the first start (client.registered).
+			if size, _, err := audit.OpenCheckpoint([]byte(checkpoint), key); err != nil || size != 8 {
 				t.Fatalf("served checkpoint of size %d: %v", size, err)
 			}
 
 			file := filepath.Join(t.TempDir(), "audit.jsonl")
 			in.cli(append([]string{"audit", "export", "--out", file}, issuer...)...)
-			if out, err := verifyExport(t, file, key); err != nil || !strings.Contains(out, "OK: 7 events") {
+			if out, err := verifyExport(t, file, key); err != nil || !strings.Contains(out, "OK: 8 events") {
 				t.Fatalf("verify of a fresh export: %v\n%s", err, out)
 			}
 			raw, err := os.ReadFile(file)

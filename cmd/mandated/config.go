@@ -40,6 +40,7 @@ type config struct {
 	Admin     adminConfig     // wire_admin.go
 	Retention retentionConfig // wire_retention.go
 	Account   accountConfig   // wire_account.go
+	Mandates  mandatesConfig  // wire_mandates.go
 }
 
 func envOr(name, def string) string {
@@ -81,6 +82,7 @@ func (c *config) registerServe(fs *flag.FlagSet) {
 	c.Admin.register(fs)
 	c.Retention.register(fs)
 	c.Account.register(fs)
+	c.Mandates.register(fs)
 }
 
 // trustedProxies parses the trusted proxy networks.

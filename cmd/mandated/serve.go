@@ -38,6 +38,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if err := bootstrapAdmin(ctx, a, *adminEmail, out); err != nil {
 		return err
 	}
+	if err := a.authz.EnsureConsoleClient(ctx); err != nil {
+		return err
+	}
 
 	secure := strings.HasPrefix(cfg.Issuer, "https://")
 	e := api.NewEcho(api.Config{SecureCookies: secure, HSTS: secure, TrustedProxies: proxies,
@@ -74,6 +77,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	}()
 	go a.sweepExpired(bg)
 	go a.runRetention(bg)
+	go a.runMandateSweep(bg)
 	// The audit writer (started by openApp) stops in a.Close, after the HTTP
 	// server below has drained.
 

@@ -15,6 +15,7 @@ func (a *app) registerFeatures(e *echo.Echo, pages *ui.UI) error {
 		a.registerAdmin,          // wire_admin.go
 		a.registerAccount,        // wire_account.go
 		a.registerAuditReporting, // wire_audit.go
+		a.registerMandates,       // wire_mandates.go
 	} {
 		if err := register(e, pages); err != nil {
 			return err

@@ -35,7 +35,7 @@ func (a *app) newAdmin() *people.Admin {
 		Notifier:       a.notifier,
 		EnrolmentURL:   func(token string) string { return ui.EnrolmentURL(issuer, token) },
 		InactivityDays: a.cfg.Admin.InactivityDays,
-		AccessEnders:   []people.AccessEnder{a.authz},
+		AccessEnders:   []people.AccessEnder{a.authz, mandateEnder{a.mandates}},
 	})
 }
 

@@ -52,6 +52,8 @@ func RunTests(t *testing.T, open Opener) {
 		{"Passkeys", testPasskeys},             // passkeys.go
 		{"StaffAdmin", testStaffAdmin},         // staffadmin.go
 		{"Account", testAccount},               // account.go
+		{"Mandates", testMandates},             // mandates.go
+		{"DeviceAuthorizations", testDeviceAuthorizations},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, open) })

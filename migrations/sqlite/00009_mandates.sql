@@ -1,0 +1,85 @@
+-- Mandates (issue 5): a holder's recorded consent for a delegate to act on
+-- their mailbox, each structure's mandate policy, and pending RFC 8628
+-- device authorizations. Scopes and exclusions are space-joined in TEXT
+-- ('' for none); durations are INTEGER nanoseconds; a time that is not set
+-- yet (a session's window before approval, a lease, a decision) is NULL.
+
+-- +goose Up
+CREATE TABLE mandates (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('session', 'delegation')),
+    structure_id TEXT NOT NULL REFERENCES structures (id),
+    holder_id TEXT NOT NULL REFERENCES holders (id) ON DELETE CASCADE,
+    mailbox TEXT NOT NULL,
+    delegate_id TEXT NOT NULL REFERENCES staff (id),
+    -- NULL when the mandate names no client, or its client was deleted
+    -- (the mandate stays: it is the holder's record of consent).
+    client_id TEXT REFERENCES clients (id) ON DELETE SET NULL,
+    scopes TEXT NOT NULL DEFAULT '',
+    exclusions TEXT NOT NULL DEFAULT '',
+    purpose TEXT NOT NULL DEFAULT '',
+    purpose_category TEXT NOT NULL DEFAULT '',
+    presence TEXT NOT NULL CHECK (presence IN ('required', 'relaxed')),
+    duration_ns INTEGER NOT NULL DEFAULT 0,
+    not_before DATETIME,
+    not_after DATETIME,
+    answer_by DATETIME,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'approved', 'refused', 'expired_unanswered', 'active', 'ended')),
+    end_reason TEXT NOT NULL DEFAULT '',
+    ended_by TEXT NOT NULL DEFAULT '',
+    grant_id TEXT NOT NULL DEFAULT '',
+    consent_version TEXT NOT NULL DEFAULT '',
+    consent_hash TEXT NOT NULL DEFAULT '',
+    lease_until DATETIME,
+    created_at DATETIME NOT NULL,
+    decided_at DATETIME,
+    activated_at DATETIME,
+    ended_at DATETIME,
+    version INTEGER NOT NULL CHECK (version >= 1)
+);
+-- Lists, newest first (created_at, id descending), per holder, delegate,
+-- structure, or all.
+CREATE INDEX mandates_holder_idx ON mandates (holder_id, created_at, id);
+CREATE INDEX mandates_delegate_idx ON mandates (delegate_id, created_at, id);
+CREATE INDEX mandates_structure_idx ON mandates (structure_id, created_at, id);
+CREATE INDEX mandates_created_idx ON mandates (created_at, id);
+CREATE INDEX mandates_client_idx ON mandates (client_id);
+-- The sweep: unanswered requests, closed windows, lapsed leases.
+CREATE INDEX mandates_answer_by_idx ON mandates (state, answer_by);
+CREATE INDEX mandates_not_after_idx ON mandates (state, not_after);
+-- lease_until is deliberately not indexed: a heartbeat changes only that
+-- column, so on PostgreSQL it stays a HOT update that touches no index. The
+-- sweep finds lapsed leases among the live mandates through (state, not_after).
+
+-- One row per structure whose admin set a policy (else DefaultPolicy).
+CREATE TABLE mandate_policies (
+    structure_id TEXT PRIMARY KEY REFERENCES structures (id) ON DELETE CASCADE,
+    allowed_scopes TEXT NOT NULL DEFAULT '',
+    max_session_duration_ns INTEGER NOT NULL,
+    max_delegation_duration_ns INTEGER NOT NULL,
+    allow_relaxed_presence INTEGER NOT NULL DEFAULT 0,
+    updated_at DATETIME NOT NULL,
+    updated_by TEXT NOT NULL DEFAULT ''
+);
+
+-- Pending RFC 8628 device authorizations, keyed by HMAC signatures of the
+-- device code and the user code (never the codes themselves).
+CREATE TABLE device_authorizations (
+    device_code_signature TEXT PRIMARY KEY,
+    user_code_signature TEXT NOT NULL UNIQUE,
+    mandate_id TEXT NOT NULL REFERENCES mandates (id) ON DELETE CASCADE,
+    client_id TEXT NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+    scopes TEXT NOT NULL DEFAULT '',
+    requested_at DATETIME NOT NULL,
+    expires_at DATETIME NOT NULL,
+    interval_ns INTEGER NOT NULL,
+    last_polled_at DATETIME
+);
+CREATE INDEX device_authorizations_mandate_idx ON device_authorizations (mandate_id);
+CREATE INDEX device_authorizations_client_idx ON device_authorizations (client_id);
+CREATE INDEX device_authorizations_expires_at_idx ON device_authorizations (expires_at);
+
+-- +goose Down
+DROP TABLE device_authorizations;
+DROP TABLE mandate_policies;
+DROP TABLE mandates;

@@ -1,0 +1,85 @@
+package browser_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mandated/mandated/audit"
+	"github.com/mandated/mandated/authz"
+	"github.com/mandated/mandated/mandate"
+	"github.com/mandated/mandated/people"
+	"github.com/mandated/mandated/ui"
+)
+
+// holderMandatesFeature is the mandate service and the holder's mandate
+// pages wired into a test server: a second authorization server on the
+// same store with the device flow on (the mediator's requests and the
+// holder's user codes), the audit log of the holders feature, and a hub
+// told of every change (one process: no bus).
+type holderMandatesFeature struct {
+	svc    *mandate.Service
+	authz  *authz.Server
+	hub    *mandate.Hub
+	client string // an OAuth2 client allowed the device code grant
+}
+
+// hubOf tells the hub of every change.
+type hubOf struct{ hub *mandate.Hub }
+
+func (w hubOf) MandateChanged(_ context.Context, id string) { w.hub.Notify(id) }
+
+// revokerOf revokes through the feature's authorization server, built
+// after the mandate service.
+type revokerOf struct{ f *holderMandatesFeature }
+
+func (r revokerOf) RevokeGrant(ctx context.Context, id string) error {
+	return r.f.authz.RevokeGrant(ctx, id)
+}
+
+// withHolderMandates wires the holder's mandate pages; hf (wired before,
+// by withHolders) gives the audit log. The live page beats every
+// heartbeat (real time); leases lapse after 15 s of the server's clock.
+func withHolderMandates(f *holderMandatesFeature, hf *holdersFeature, heartbeat time.Duration) serverOption {
+	return func(s *server) {
+		ctx := s.t.Context()
+		f.hub = mandate.NewHub()
+		dir := people.NewDirectory(s.store)
+		svc, err := mandate.NewService(mandate.Deps{Store: s.store, Dir: dir, Revoker: revokerOf{f}, Watchers: hubOf{f.hub},
+			Recorder: audit.MandateRecorder(hf.log.Log), Clock: s.clock, Log: s.quiet}, mandate.ServiceConfig{})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		f.svc = svc
+		keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: s.store, Sealer: s.sealer, Clock: s.clock, Logger: s.quiet})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		f.authz, err = authz.New(authz.Config{Issuer: s.url, HMACSecret: randomBytes(s.t, 32)}, s.store, keys,
+			authz.WithClock(s.clock), authz.WithLogger(s.quiet), authz.WithMandates(svc), authz.WithDeviceStore(s.store))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		client, _, err := f.authz.RegisterClient(ctx, authz.ClientSpec{Name: "Console", GrantTypes: []string{authz.GrantTypeDeviceCode},
+			Scopes: []string{mandate.ScopeMailRead, mandate.ScopeMailSend}})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		f.client = client.ID
+		ui.NewHolderMandatePages(s.pages, svc, f.authz, dir, f.hub, ui.HolderMandateConfig{HeartbeatEvery: heartbeat, Clock: s.clock}).Register(s.echo)
+	}
+}
+
+// ask is a mediator's device authorization request for a holder's session.
+func (f *holderMandatesFeature) ask(t *testing.T, by people.Staff, holderID string) authz.DeviceResponse {
+	t.Helper()
+	d, err := f.authz.AuthorizeDevice(t.Context(), authz.DeviceRequest{
+		ClientID: f.client, Scopes: []string{mandate.ScopeMailRead, mandate.ScopeMailSend}, HolderID: holderID,
+		Duration: 30 * time.Minute, Purpose: "Dossier de prime d'activité", PurposeCategory: mandate.PurposeSocial,
+		ActorStaffID: by.ID, ActorStructure: by.StructureID,
+	})
+	if err != nil {
+		t.Fatalf("device authorization: %v", err)
+	}
+	return d
+}

@@ -1,0 +1,734 @@
+package ui_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"html"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/mandated/mandated/api"
+	"github.com/mandated/mandated/audit"
+	"github.com/mandated/mandated/authz"
+	"github.com/mandated/mandated/mandate"
+	"github.com/mandated/mandated/notify"
+	"github.com/mandated/mandated/notify/notifytest"
+	"github.com/mandated/mandated/people"
+	"github.com/mandated/mandated/seal"
+	"github.com/mandated/mandated/store"
+	"github.com/mandated/mandated/store/storetest"
+	"github.com/mandated/mandated/ui"
+)
+
+// The real services are what the holder's mandate pages need.
+var (
+	_ ui.HolderMandates = (*mandate.Service)(nil)
+	_ ui.UserCodes      = (*authz.Server)(nil)
+)
+
+// mandateEnv is the holder's mandate pages over the real mandate service,
+// authorization server (device flow on), people and audit log on SQLite,
+// behind the server's own middleware (CSRF included).
+type mandateEnv struct {
+	t       *testing.T
+	clock   *storetest.Clock
+	store   *store.Store
+	people  *people.Service
+	holders *people.Holders
+	authz   *authz.Server
+	svc     *mandate.Service
+	log     *storetest.AuditLog
+	url     string
+	client  string // the mediator's OAuth2 client (device code grant)
+	staff   people.Staff
+}
+
+// lateRevoker revokes through the authorization server, built after the
+// mandate service.
+type lateRevoker struct{ srv **authz.Server }
+
+func (r lateRevoker) RevokeGrant(ctx context.Context, id string) error {
+	return (*r.srv).RevokeGrant(ctx, id)
+}
+
+// hubWatchers tells the hub of every change (one process: no bus).
+type hubWatchers struct{ hub *mandate.Hub }
+
+func (w hubWatchers) MandateChanged(_ context.Context, id string) { w.hub.Notify(id) }
+
+func newMandateEnv(t *testing.T) *mandateEnv {
+	t.Helper()
+	ctx := t.Context()
+	quiet := slog.New(slog.DiscardHandler)
+	clock := storetest.NewClock(time.Date(2030, 3, 4, 10, 0, 0, 0, time.UTC))
+	st := storetest.OpenSQLiteWith(t, store.Options{Clock: clock, Logger: quiet})
+	sealer, err := seal.New(randomBytes(t, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := people.NewService(st, sealer, clock, quiet, people.Config{Holders: st})
+	log := storetest.StartAuditLog(t, st, clock)
+	hub := mandate.NewHub()
+	var srv *authz.Server
+	dir := people.NewDirectory(st)
+	svc, err := mandate.NewService(mandate.Deps{Store: st, Dir: dir, Revoker: lateRevoker{&srv},
+		Watchers: hubWatchers{hub}, Recorder: audit.MandateRecorder(log.Log), Clock: clock, Log: quiet}, mandate.ServiceConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: st, Sealer: sealer, Clock: clock, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err = authz.New(authz.Config{Issuer: "http://127.0.0.1", HMACSecret: randomBytes(t, 32)}, st, keys,
+		authz.WithClock(clock), authz.WithLogger(quiet), authz.WithMandates(svc), authz.WithDeviceStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _, err := srv.RegisterClient(ctx, authz.ClientSpec{Name: "Console", GrantTypes: []string{authz.GrantTypeDeviceCode},
+		Scopes: []string{mandate.ScopeMailRead, mandate.ScopeMailSend}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	smtp := notifytest.StartSMTP(t)
+	holders, err := people.NewHolders(people.HoldersConfig{Store: st, CodeKey: bytes.Repeat([]byte{5}, 32),
+		Notifier: notify.Router{notify.Email: notifytest.SMTPNotifier(t, smtp)}, Clock: clock, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e := api.NewEcho(api.Config{}, api.Deps{Logger: quiet})
+	u := ui.New(ui.Deps{People: ps, Logger: quiet})
+	u.Register(e)
+	ui.NewHolderPages(u, holders).Register(e)
+	ui.NewHolderMandatePages(u, svc, srv, dir, hub, ui.HolderMandateConfig{Clock: clock, KeepAlive: time.Hour}).Register(e)
+	ts := httptest.NewServer(e)
+	t.Cleanup(ts.Close)
+
+	env := &mandateEnv{t: t, clock: clock, store: st, people: ps, holders: holders, authz: srv, svc: svc, log: log,
+		url: ts.URL, client: client.ID}
+	env.staff = env.mediator("agent@trifouillis.fr", "Agent Durand")
+	return env
+}
+
+// mediator creates and enrols a mediator of the Mairie de Trifouillis.
+func (e *mandateEnv) mediator(email, name string) people.Staff {
+	e.t.Helper()
+	ctx := e.t.Context()
+	_, token, err := e.people.CreateStaff(ctx, email, "mediator", "Mairie de Trifouillis", false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	view, err := e.people.BeginEnrolment(ctx, token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.clock.Advance(30 * time.Second)
+	code, err := totp.GenerateCode(view.TOTP.Secret, e.clock.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.people.CompleteEnrolment(ctx, token, name, testPassword, code); err != nil {
+		e.t.Fatal(err)
+	}
+	st, err := e.store.FindStaffByEmail(ctx, email)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// holder creates a holder the mediator's structure serves and signs them in
+// on a browser of their own.
+func (e *mandateEnv) holder(mailbox, name string) *holderBrowser {
+	e.t.Helper()
+	ctx := e.t.Context()
+	by := people.Principal{Kind: "staff", ID: e.staff.ID, Role: e.staff.Role, StructureID: e.staff.StructureID}
+	res, err := e.holders.Create(ctx, by, e.staff.StructureID, people.HolderInput{Mailbox: mailbox, DisplayName: name, Email: "contact." + mailbox})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b := e.browser()
+	cookie, _, err := e.people.StartSession(ctx, people.HolderPrincipal(res.Holder))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	u, _ := url.Parse(e.url)
+	b.jar.SetCookies(u, []*http.Cookie{{Name: ui.DefaultCookieName, Value: cookie, Path: "/"}})
+	b.holder = res.Holder
+	return b
+}
+
+// browser is a client with no session.
+func (e *mandateEnv) browser() *holderBrowser {
+	jar, _ := cookiejar.New(nil)
+	return &holderBrowser{e: e, jar: jar, c: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// ask is the mediator's device authorization request for holder.
+func (e *mandateEnv) ask(holderID string, includePersonal bool) authz.DeviceResponse {
+	e.t.Helper()
+	resp, err := e.authz.AuthorizeDevice(e.t.Context(), authz.DeviceRequest{
+		ClientID: e.client, Scopes: []string{mandate.ScopeMailRead, mandate.ScopeMailSend}, HolderID: holderID,
+		Duration: 30 * time.Minute, Purpose: "Dossier de prime d'activité", PurposeCategory: mandate.PurposeSocial,
+		IncludePersonal: includePersonal, ActorStaffID: e.staff.ID, ActorStructure: e.staff.StructureID,
+	})
+	if err != nil {
+		e.t.Fatalf("device authorization: %v", err)
+	}
+	return resp
+}
+
+func (e *mandateEnv) mandate(id string) mandate.Mandate {
+	e.t.Helper()
+	m, err := e.svc.Get(e.t.Context(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// holderBrowser is one holder's browser.
+type holderBrowser struct {
+	e      *mandateEnv
+	jar    *cookiejar.Jar
+	c      *http.Client
+	holder people.Holder
+	token  string // the CSRF token of the last page seen
+}
+
+var csrfInPage = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+func (b *holderBrowser) do(req *http.Request) (*http.Response, string) {
+	b.e.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		b.e.t.Fatal(err)
+	}
+	body := buf.String()
+	if m := csrfInPage.FindStringSubmatch(body); m != nil {
+		b.token = m[1]
+	}
+	return resp, body
+}
+
+func (b *holderBrowser) get(path string) (*http.Response, string) {
+	b.e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, b.e.url+path, nil)
+	return b.do(req)
+}
+
+// post sends a form with the CSRF token of the last page (unless form
+// already has _csrf, even empty).
+func (b *holderBrowser) post(path string, form url.Values) (*http.Response, string) {
+	b.e.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["_csrf"]; !ok {
+		form.Set("_csrf", b.token)
+	}
+	req, _ := http.NewRequest(http.MethodPost, b.e.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// script posts as presence.js does: no body, the token in X-CSRF-Token.
+func (b *holderBrowser) script(path string) (*http.Response, map[string]any) {
+	b.e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, b.e.url+path, nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-CSRF-Token", b.token)
+	resp, body := b.do(req)
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		b.e.t.Fatalf("%s answered %d with no JSON: %s", path, resp.StatusCode, body)
+	}
+	return resp, doc
+}
+
+func location(resp *http.Response) string { return resp.Header.Get("Location") }
+
+// text is a page's visible text, roughly: tags out, entities decoded,
+// white space collapsed.
+func text(page string) string {
+	return strings.Join(strings.Fields(html.UnescapeString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(page, " "))), " ")
+}
+
+// approved runs the holder's approval through the pages.
+func (b *holderBrowser) approved(includePersonal bool) mandate.Mandate {
+	b.e.t.Helper()
+	d := b.e.ask(b.holder.ID, false)
+	b.get("/holder/mandates/" + d.MandateID + "/approve")
+	form := url.Values{}
+	if includePersonal {
+		form.Set("include_personal", "1")
+	}
+	resp, page := b.post("/holder/mandates/"+d.MandateID+"/approve", form)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != "/holder/mandates/"+d.MandateID+"/live" {
+		b.e.t.Fatalf("approve: %d %s %s", resp.StatusCode, location(resp), text(page))
+	}
+	return b.e.mandate(d.MandateID)
+}
+
+func TestHolderTypesTheCodeAndApprovesOnOneCard(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	d := e.ask(marie.holder.ID, false)
+
+	// From the QR code: the code is in the link, and the page asks to check it.
+	resp, page := marie.get("/device?user_code=" + url.QueryEscape(d.UserCode))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/device: %d", resp.StatusCode)
+	}
+	mustContain(t, page, `value="`+d.UserCode+`"`, `autocomplete="one-time-code"`, "Vérifiez que ce code est bien celui affiché")
+	// Typed in lower case without the dash: the same code.
+	typed := strings.ToLower(strings.ReplaceAll(d.UserCode, "-", ""))
+	resp, _ = marie.post("/device", url.Values{"user_code": {typed}})
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != "/holder/mandates/"+d.MandateID+"/approve" {
+		t.Fatalf("POST /device: %d %s", resp.StatusCode, location(resp))
+	}
+
+	resp, page = marie.get(location(resp))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("approval card: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Agent Durand vous demande l'accès à votre boîte mail", "Agent Durand, de Mairie de Trifouillis",
+		"marie.dupont@example.org", "Lire les messages", "Voir la liste des messages et les ouvrir", "Envoyer des messages",
+		"Les messages que vous avez marqués « personnel » restent cachés.", "30 minutes à partir de votre accord.",
+		"Aides sociales (CAF, CPAM, France Travail…)", "Dossier de prime d'activité",
+		"L'accès s'arrête dès que vous fermez cette page ou appuyez sur « Arrêter ».", "Autoriser", "Refuser")
+	if strings.Contains(page, `id="include_personal" name="include_personal" value="1" aria-describedby="include_personal-hint" checked`) {
+		t.Error("the personal messages box is ticked by default")
+	}
+
+	resp, _ = marie.post("/holder/mandates/"+d.MandateID+"/approve", url.Values{"include_personal": {"1"}})
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != "/holder/mandates/"+d.MandateID+"/live" {
+		t.Fatalf("approve: %d %s", resp.StatusCode, location(resp))
+	}
+	m := e.mandate(d.MandateID)
+	if m.State != mandate.StateApproved || len(m.Exclusions) != 0 || m.ConsentHash == "" || !m.Present(e.clock.Now()) {
+		t.Fatalf("after approval: %+v", m)
+	}
+
+	resp, page = marie.get("/holder/mandates/" + d.MandateID + "/live")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("live page: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Session en cours", "Agent Durand (Mairie de Trifouillis) peut agir sur votre boîte mail.", "Temps restant : 30:00",
+		"Jusqu'à 4 mars 2030 à 11:", "Arrêter maintenant", "Voir aussi les messages marqués « personnel »")
+	mustContain(t, page, `data-heartbeat="/holder/mandates/`+d.MandateID+`/heartbeat"`, `data-every="5000"`, `data-remaining="1800"`,
+		`<script src="/static/presence-`, `action="/holder/mandates/`+d.MandateID+`/end"`)
+
+	// The code is spent.
+	resp, page = marie.post("/device", url.Values{"user_code": {d.UserCode}})
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("used code: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Ce code a déjà servi.")
+	// The card now says the request no longer waits, with no buttons.
+	_, page = marie.get("/holder/mandates/" + d.MandateID + "/approve")
+	mustContain(t, text(page), "Cette demande n'attend plus de réponse.", "Ouvrir la page de la session")
+	if strings.Contains(page, `id="allow"`) {
+		t.Error("an answered request still shows its buttons")
+	}
+}
+
+func TestDeviceCodeMistakesGetPlainWordsAndNoOracle(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	jean := e.holder("jean.martin@example.org", "Jean Martin")
+	d := e.ask(marie.holder.ID, false)
+
+	// Not signed in: the holder's sign-in, coming back with the code.
+	anon := e.browser()
+	resp, _ := anon.get("/device?user_code=" + url.QueryEscape(d.UserCode))
+	want := "/holder/signin?return_to=" + url.QueryEscape("/device?user_code="+url.QueryEscape(d.UserCode))
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != want {
+		t.Fatalf("anonymous /device: %d %s, want %s", resp.StatusCode, location(resp), want)
+	}
+
+	jean.get("/device")
+	resp, page := jean.post("/device", url.Values{"user_code": {"  "}})
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("empty code: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Entrez le code affiché sur l'écran")
+	mustContain(t, page, `aria-invalid="true"`)
+
+	// Someone else's real code and a made-up one read the same.
+	_, other := jean.post("/device", url.Values{"user_code": {d.UserCode}})
+	_, wrong := jean.post("/device", url.Values{"user_code": {"BBBB-BBBB"}})
+	mustContain(t, text(other), "Ce code n'est pas bon ou il a expiré.")
+	if strings.ReplaceAll(text(other), d.UserCode, "BBBB-BBBB") != text(wrong) {
+		t.Errorf("someone else's code and a wrong code answer differently:\n%s\n%s", text(other), text(wrong))
+	}
+	if m := e.mandate(d.MandateID); m.State != mandate.StateRequested {
+		t.Fatalf("someone else's code changed the request: %s", m.State)
+	}
+
+	// Expired: the answer time is over.
+	e.clock.Advance(11 * time.Minute)
+	marie.get("/device")
+	resp, page = marie.post("/device", url.Values{"user_code": {d.UserCode}})
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("expired code: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Ce code n'est pas bon ou il a expiré.")
+
+	// Too many wrong codes from one address: wait.
+	var last *http.Response
+	for range 12 {
+		last, page = jean.post("/device", url.Values{"user_code": {"ZZZZ-ZZZZ"}})
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("after many wrong codes: %d", last.StatusCode)
+	}
+	mustContain(t, text(page), "Trop de codes essayés.")
+}
+
+func TestAnotherHolderGetsNotFoundOnEveryRouteAndChangesNothing(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	jean := e.holder("jean.martin@example.org", "Jean Martin")
+	waiting := e.ask(marie.holder.ID, false).MandateID
+	live := marie.approved(false)
+	before := map[string]mandate.Mandate{waiting: e.mandate(waiting), live.ID: e.mandate(live.ID)}
+
+	jean.get("/holder/mandates")
+	for _, id := range []string{waiting, live.ID, "no-such-mandate"} {
+		for _, p := range []string{"approve", "live", "receipt"} {
+			if resp, page := jean.get("/holder/mandates/" + id + "/" + p); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("GET %s of another holder: %d", p, resp.StatusCode)
+			} else {
+				mustContain(t, text(page), "Demande introuvable")
+			}
+		}
+		for _, p := range []string{"approve", "refuse", "end"} {
+			if resp, _ := jean.post("/holder/mandates/"+id+"/"+p, url.Values{"include_personal": {"1"}}); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("POST %s of another holder: %d", p, resp.StatusCode)
+			}
+		}
+		for _, p := range []string{"heartbeat", "leave", "events"} {
+			method := http.MethodPost
+			if p == "events" {
+				method = http.MethodGet
+			}
+			req, _ := http.NewRequest(method, e.url+"/holder/mandates/"+id+"/"+p, nil)
+			req.Header.Set("X-CSRF-Token", jean.token)
+			resp, body := jean.do(req)
+			if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s %s of another holder: %d %s %s", method, p, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+			}
+		}
+	}
+	for id, was := range before {
+		now := e.mandate(id)
+		if now.State != was.State || now.Version != was.Version || !now.LeaseUntil.Equal(was.LeaseUntil) {
+			t.Errorf("another holder changed %s: %+v → %+v", id, was, now)
+		}
+	}
+	if _, page := jean.get("/holder/mandates"); strings.Contains(page, waiting) || strings.Contains(page, live.ID) {
+		t.Error("another holder's list shows Marie's mandates")
+	}
+
+	// Nobody signed in: the sign-in page for pages, 401 for the script.
+	anon := e.browser()
+	resp, _ := anon.get("/holder/mandates/" + live.ID + "/live")
+	if want := "/holder/signin?return_to=" + url.QueryEscape("/holder/mandates/"+live.ID+"/live"); location(resp) != want {
+		t.Errorf("anonymous live page: %d %s", resp.StatusCode, location(resp))
+	}
+	anon.get("/holder/signin")
+	if resp, _ := anon.script("/holder/mandates/" + live.ID + "/heartbeat"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous heartbeat: %d", resp.StatusCode)
+	}
+	// A staff member is not the holder either.
+	staff := e.browser()
+	cookie, _, err := e.people.StartSession(t.Context(), people.Principal{Subject: people.StaffSubject(e.staff.ID), Kind: "staff",
+		ID: e.staff.ID, Role: e.staff.Role, StructureID: e.staff.StructureID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(e.url)
+	staff.jar.SetCookies(u, []*http.Cookie{{Name: ui.DefaultCookieName, Value: cookie, Path: "/"}})
+	if resp, _ := staff.get("/holder/mandates/" + waiting + "/approve"); resp.StatusCode != http.StatusSeeOther ||
+		!strings.HasPrefix(location(resp), "/holder/signin") {
+		t.Errorf("staff on the approval card: %d %s", resp.StatusCode, location(resp))
+	}
+}
+
+func TestHolderFormsAndScriptsNeedTheCSRFToken(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	d := e.ask(marie.holder.ID, false)
+	marie.get("/holder/mandates/" + d.MandateID + "/approve")
+	for _, p := range []string{"approve", "refuse"} {
+		if resp, _ := marie.post("/holder/mandates/"+d.MandateID+"/"+p, url.Values{"_csrf": {""}}); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s without the token: %d", p, resp.StatusCode)
+		}
+	}
+	if m := e.mandate(d.MandateID); m.State != mandate.StateRequested {
+		t.Fatalf("a form without its token answered the request: %s", m.State)
+	}
+	m := marie.approved(false)
+	token := marie.token
+	for _, p := range []string{"heartbeat", "leave"} {
+		marie.token = ""
+		if resp, _ := marie.script("/holder/mandates/" + m.ID + "/" + p); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s without the token: %d", p, resp.StatusCode)
+		}
+	}
+	marie.token = token
+	if resp, _ := marie.post("/holder/mandates/"+m.ID+"/end", url.Values{"_csrf": {"not-the-token"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("end with a wrong token: %d", resp.StatusCode)
+	}
+	if now := e.mandate(m.ID); now.State != mandate.StateApproved || !now.LeaseUntil.Equal(m.LeaseUntil) {
+		t.Errorf("requests without their token changed the mandate: %+v", now)
+	}
+}
+
+func TestHolderRefusesAndTheRequestIsOver(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	d := e.ask(marie.holder.ID, false)
+	marie.get("/holder/mandates/" + d.MandateID + "/approve")
+	resp, _ := marie.post("/holder/mandates/"+d.MandateID+"/refuse", nil)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != "/holder/mandates?done=refused" {
+		t.Fatalf("refuse: %d %s", resp.StatusCode, location(resp))
+	}
+	if m := e.mandate(d.MandateID); m.State != mandate.StateRefused || m.ConsentHash != "" {
+		t.Fatalf("after refusal: %+v", m)
+	}
+	_, page := marie.get(location(resp))
+	mustContain(t, text(page), "Vous avez refusé. Rien n'a été autorisé.", "Terminés", "Agent Durand (Mairie de Trifouillis)", "Refusé par vous")
+	// Too late to approve now; no receipt for what was never allowed.
+	resp, page = marie.post("/holder/mandates/"+d.MandateID+"/approve", nil)
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("approve after refusal: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Cette demande n'attend plus de réponse.")
+	if m := e.mandate(d.MandateID); m.State != mandate.StateRefused {
+		t.Fatalf("approve after refusal changed it: %s", m.State)
+	}
+	if resp, page := marie.get("/holder/mandates/" + d.MandateID + "/receipt"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("receipt of a refused request: %d", resp.StatusCode)
+	} else {
+		mustContain(t, text(page), "cette demande n'a jamais été autorisée")
+	}
+	// A request left unanswered: too late.
+	late := e.ask(marie.holder.ID, false)
+	marie.get("/holder/mandates/" + late.MandateID + "/approve")
+	e.clock.Advance(11 * time.Minute)
+	resp, page = marie.post("/holder/mandates/"+late.MandateID+"/approve", nil)
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("late approval: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Il est trop tard pour répondre à cette demande.")
+}
+
+func TestHeartbeatsMoveTheLeaseAndLeavingEndsTheSession(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := marie.approved(false)
+	marie.get("/holder/mandates/" + m.ID + "/live")
+
+	e.clock.Advance(5 * time.Second)
+	resp, doc := marie.script("/holder/mandates/" + m.ID + "/heartbeat")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("heartbeat: %d %v", resp.StatusCode, doc)
+	}
+	lease := e.mandate(m.ID).LeaseUntil
+	if !lease.After(m.LeaseUntil) || doc["lease_until"] != lease.UTC().Format(time.RFC3339) {
+		t.Fatalf("heartbeat: lease %s → %s, answered %v", m.LeaseUntil, lease, doc)
+	}
+
+	resp, doc = marie.script("/holder/mandates/" + m.ID + "/leave")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("leave: %d %v", resp.StatusCode, doc)
+	}
+	if now := e.mandate(m.ID); now.State != mandate.StateEnded || now.EndReason != mandate.EndedByPresence {
+		t.Fatalf("after leave: %s %s", now.State, now.EndReason)
+	}
+	resp, doc = marie.script("/holder/mandates/" + m.ID + "/heartbeat")
+	if resp.StatusCode != http.StatusConflict || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("heartbeat after leave: %d %v", resp.StatusCode, doc)
+	}
+	_, page := marie.get("/holder/mandates/" + m.ID + "/live")
+	mustContain(t, text(page), "La session est terminée", "Votre page s'est fermée ou la connexion a été perdue.", "Voir le reçu de mon accord")
+	if strings.Contains(page, "presence-") {
+		t.Error("the page of an ended session still beats")
+	}
+
+	// A lease nobody renews lapses: the next heartbeat is refused.
+	lapsed := marie.approved(false)
+	e.clock.Advance(16 * time.Second)
+	if resp, _ := marie.script("/holder/mandates/" + lapsed.ID + "/heartbeat"); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("heartbeat after the lease lapsed: %d", resp.StatusCode)
+	}
+}
+
+func TestHolderStopsASessionFromTheLivePageAndFromTheList(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := marie.approved(false)
+	marie.get("/holder/mandates/" + m.ID + "/live")
+	resp, _ := marie.post("/holder/mandates/"+m.ID+"/end", nil)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != "/holder/mandates/"+m.ID+"/live" {
+		t.Fatalf("end: %d %s", resp.StatusCode, location(resp))
+	}
+	if now := e.mandate(m.ID); now.State != mandate.StateEnded || now.EndReason != mandate.EndedByHolder || now.EndedBy != marie.holder.ID {
+		t.Fatalf("after end: %+v", now)
+	}
+	_, page := marie.get(location(resp))
+	mustContain(t, text(page), "La session est terminée", "Vous l'avez arrêté.")
+
+	other := marie.approved(false)
+	waiting := e.ask(marie.holder.ID, false)
+	resp, page = marie.get("/holder/mandates")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("list: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "En cours", "En attente de votre réponse", "Terminés", "Voir la demande et répondre", "Vous l'avez arrêté.")
+	mustContain(t, page, `href="/holder/mandates/`+waiting.MandateID+`/approve"`, `href="/holder/mandates/`+m.ID+`/receipt"`,
+		`action="/holder/mandates/`+other.ID+`/end"`)
+	if strings.Contains(page, `action="/holder/mandates/`+m.ID+`/end"`) || strings.Contains(page, `action="/holder/mandates/`+waiting.MandateID+`/end"`) {
+		t.Error("an ended mandate or a request shows a stop button")
+	}
+	resp, _ = marie.post("/holder/mandates/"+other.ID+"/end", url.Values{"from": {"list"}})
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != "/holder/mandates?done=stopped" {
+		t.Fatalf("end from the list: %d %s", resp.StatusCode, location(resp))
+	}
+	if now := e.mandate(other.ID); now.State != mandate.StateEnded || now.EndReason != mandate.EndedByHolder {
+		t.Fatalf("after end from the list: %s", now.State)
+	}
+	_, page = marie.get(location(resp))
+	mustContain(t, text(page), "L'accès est arrêté.")
+	// Stopping again (a second tap): said plainly, nothing else changes.
+	resp, _ = marie.post("/holder/mandates/"+other.ID+"/end", url.Values{"from": {"list"}})
+	if location(resp) != "/holder/mandates?done=already" {
+		t.Errorf("second stop: %d %s", resp.StatusCode, location(resp))
+	}
+}
+
+var receiptHash = regexp.MustCompile(`<code id="receipt-hash">([0-9a-f]{64})</code>`)
+
+func TestReceiptShowsTheConsentTextAndAHashTheAuditLogConfirms(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := marie.approved(true)
+	resp, page := marie.get("/holder/mandates/" + m.ID + "/receipt")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("receipt: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Reçu de votre accord", "Marie Dupont", "marie.dupont@example.org", "Agent Durand, de Mairie de Trifouillis",
+		"Texte de l'accord (version "+m.ConsentVersion+")", "Vous autorisez une personne à agir sur votre boîte mail.",
+		"Voir aussi les messages marqués « personnel »", "Le journal d'audit de mandated garde cette empreinte")
+	mustContain(t, page, `<img class="qr" src="data:image/png;base64,`)
+	got := receiptHash.FindStringSubmatch(page)
+	if got == nil || got[1] != m.ConsentHash {
+		t.Fatalf("receipt hash %v, want %s", got, m.ConsentHash)
+	}
+	// The canonical data shown hashes to the receipt's hash.
+	data := regexp.MustCompile(`(?s)<details class="noprint">.*?<code>(.*?)</code>`).FindStringSubmatch(page)
+	if data == nil {
+		t.Fatal("no receipt data on the page")
+	}
+	sum := sha256.Sum256([]byte(html.UnescapeString(data[1])))
+	if hex.EncodeToString(sum[:]) != m.ConsentHash {
+		t.Errorf("the receipt data shown does not hash to %s", m.ConsentHash)
+	}
+	// The audit log holds the same hash in the approval's target.
+	events, err := e.log.Log.Query(t.Context(), audit.Filter{MandateID: m.ID, Action: audit.ActionMandateApproved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events.Events) != 1 || events.Events[0].Target != "receipt:"+m.ConsentHash {
+		t.Fatalf("approval events: %+v", events.Events)
+	}
+	// In English too.
+	_, page = marie.get("/holder/mandates/" + m.ID + "/receipt?lang=en")
+	mustContain(t, text(page), "Receipt of your approval", "You allow someone to act on your mailbox.")
+}
+
+func TestLivePageStreamSaysAtOnceWhenTheMediatorEnds(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := marie.approved(false)
+
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.url+"/holder/mandates/"+m.ID+"/events", nil)
+	resp, err := marie.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	events := bufio.NewScanner(resp.Body)
+	next := func() map[string]any {
+		t.Helper()
+		for events.Scan() {
+			if data, ok := strings.CutPrefix(events.Text(), "data: "); ok {
+				var v map[string]any
+				if err := json.Unmarshal([]byte(data), &v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+		t.Fatalf("the stream closed: %v", events.Err())
+		return nil
+	}
+	if first := next(); first["state"] != "approved" || first["live"] != true {
+		t.Fatalf("first event: %v", first)
+	}
+	if _, err := e.svc.End(t.Context(), m.ID, mandate.EndedByDelegate, mandate.Actor{Kind: mandate.ActorStaff, ID: e.staff.ID}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if ended := next(); ended["state"] != "ended" || ended["live"] != false {
+		t.Fatalf("after the mediator ended it: %v", ended)
+	}
+	for events.Scan() { // the server closes the stream: Scan ends
+		if strings.HasPrefix(events.Text(), "data:") {
+			t.Errorf("the stream goes on after the end: %q", events.Text())
+		}
+	}
+}
+
+func TestDelegationCardShowsTheAbsenceWindowInBothLanguages(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	from := time.Date(2030, 3, 11, 8, 0, 0, 0, time.UTC)
+	m, err := e.svc.Request(t.Context(), mandate.Request{Kind: mandate.KindDelegation, StructureID: e.staff.StructureID,
+		HolderID: marie.holder.ID, DelegateID: e.staff.ID, Scopes: []string{mandate.ScopeMailRead}, Purpose: "Congés",
+		PurposeCategory: mandate.PurposeAbsence, Presence: mandate.PresenceRequired, NotBefore: from, NotAfter: from.Add(5 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, page := marie.get("/holder/mandates/" + m.ID + "/approve")
+	mustContain(t, text(page), "Du 11 mars 2030 à 09:00 au 16 mars 2030 à 09:00.", "Remplacement pendant une absence", "Congés")
+	_, page = marie.get("/holder/mandates/" + m.ID + "/approve?lang=en")
+	mustContain(t, text(page), "Agent Durand asks for access to your mailbox", "From 11 March 2030 at 09:00 to 16 March 2030 at 09:00.",
+		"Cover during an absence", "Read messages", "Allow", "Refuse")
+	_, page = marie.get("/holder/mandates?lang=en")
+	mustContain(t, text(page), "My access", "Waiting for your answer", "See the request and answer")
+}
