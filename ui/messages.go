@@ -5,7 +5,7 @@ type msg struct{ fr, en string }
 
 // catalogues are the message catalogues, one per group of pages, each in
 // its own file; a key belongs to exactly one (TestMessageKeysAreUnique).
-var catalogues = []map[string]msg{messages, auditorMessages, holderMessages, passkeyMessages, adminMessages, accountMessages, holderMandateMessages}
+var catalogues = []map[string]msg{messages, auditorMessages, holderMessages, passkeyMessages, adminMessages, accountMessages, holderMandateMessages, consoleMessages}
 
 func lookupMessage(key string) (msg, bool) {
 	for _, c := range catalogues {

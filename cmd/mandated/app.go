@@ -17,6 +17,7 @@ import (
 	"github.com/mandated/mandated/notify"
 	"github.com/mandated/mandated/people"
 	"github.com/mandated/mandated/store"
+	"github.com/mandated/mandated/ui"
 )
 
 // app is the wired core every subcommand that touches state uses.
@@ -34,7 +35,9 @@ type app struct {
 	// one (wire_mandates.go).
 	mandates *mandate.Service
 	hub      *mandate.Hub
-	writer   *auditWriter
+	// console streams live sessions to mediators; closed on shutdown.
+	console *ui.ConsoleSessions
+	writer  *auditWriter
 	// notifier sends one-time codes, invitations and reset links (wire_notify.go).
 	notifier notify.Notifier
 	secrets  secrets

@@ -67,6 +67,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 	}
+	if a.console != nil {
+		srv.RegisterOnShutdown(a.console.Shutdown) // live-session streams end with the server
+	}
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go a.authz.Run(bg)

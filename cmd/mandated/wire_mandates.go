@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/mandated/mandated/api"
 	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
 	"github.com/mandated/mandated/mandate"
@@ -151,5 +152,13 @@ func (a *app) runMandateSweep(ctx context.Context) {
 func (a *app) registerMandates(e *echo.Echo, pages *ui.UI) error {
 	ui.NewHolderMandatePages(pages, a.mandates, a.authz, people.NewDirectory(a.store), a.hub,
 		ui.HolderMandateConfig{HeartbeatEvery: a.cfg.Mandates.HeartbeatEvery, Clock: a.clock}).Register(e)
+	h, err := a.newHolders()
+	if err != nil {
+		return err
+	}
+	a.console = ui.NewConsoleSessions(pages, ui.ConsoleDeps{Mandates: a.mandates, Device: a.authz, Holders: h,
+		Hub: a.hub, Sealer: a.secrets.Sealer, Clock: a.clock})
+	a.console.Register(e)
+	api.RegisterMandates(e, a.mandates, a.clock, pages.CurrentPrincipal)
 	return nil
 }
