@@ -135,7 +135,7 @@ func csrfSkipper(c echo.Context) bool {
 	}
 	p := c.Request().URL.Path
 	switch p {
-	case "/healthz", "/readyz", "/metrics":
+	case "/healthz", "/readyz", "/metrics", PathEvents: // PathEvents: Bearer-authenticated stream
 		return true
 	}
 	return strings.HasPrefix(p, "/static/") || strings.HasPrefix(p, "/.well-known/")

@@ -85,6 +85,14 @@ var catalogue = []Scope{
 		DescriptionEN: "A mail server records in the audit log the actions done on mailboxes.",
 		Service:       true,
 	},
+	{
+		Name:          "events.read",
+		LabelFR:       "Suivre les fins de mandat",
+		LabelEN:       "Follow mandate endings",
+		DescriptionFR: "Un serveur de messagerie est prévenu aussitôt qu'un mandat prend fin, pour couper les accès ouverts avec ses jetons.",
+		DescriptionEN: "A mail server is told at once when a mandate ends, to cut the access opened with its tokens.",
+		Service:       true,
+	},
 }
 
 // Scopes returns the whole catalogue, in display order.

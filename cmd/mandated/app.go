@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/mandated/mandated/api"
 	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
 	"github.com/mandated/mandated/mandate"
@@ -37,7 +38,9 @@ type app struct {
 	hub      *mandate.Hub
 	// console streams live sessions to mediators; closed on shutdown.
 	console *ui.ConsoleSessions
-	writer  *auditWriter
+	// events streams mandate endings to resource servers; closed on shutdown.
+	events *api.EventStreams
+	writer *auditWriter
 	// notifier sends one-time codes, invitations and reset links (wire_notify.go).
 	notifier notify.Notifier
 	secrets  secrets

@@ -70,6 +70,9 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	if a.console != nil {
 		srv.RegisterOnShutdown(a.console.Shutdown) // live-session streams end with the server
 	}
+	if a.events != nil {
+		srv.RegisterOnShutdown(a.events.Shutdown) // resource servers' event streams too
+	}
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go a.authz.Run(bg)

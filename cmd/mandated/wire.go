@@ -16,6 +16,7 @@ func (a *app) registerFeatures(e *echo.Echo, pages *ui.UI) error {
 		a.registerAccount,        // wire_account.go
 		a.registerAuditReporting, // wire_audit.go
 		a.registerMandates,       // wire_mandates.go
+		a.registerEvents,         // wire_events.go
 	} {
 		if err := register(e, pages); err != nil {
 			return err
