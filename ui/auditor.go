@@ -39,6 +39,9 @@ var auditorActions = []audit.Action{
 	"mailbox.read", "mailbox.send", "mailbox.move", "mailbox.delete",
 	"staff.invited", "staff.deactivated", "staff.reactivated", "structure.created",
 	"banner.posted", "banner.changed", "banner.deleted",
+	"mandate.requested", "mandate.request_refused", "mandate.approved", "mandate.refused",
+	"mandate.unanswered", "mandate.activated", "mandate.presence_started", "mandate.presence_ended",
+	"mandate.ended", "mandate.policy_changed",
 }
 
 var auditorOutcomes = []audit.Outcome{audit.OutcomeSuccess, audit.OutcomeDenied, audit.OutcomeError}

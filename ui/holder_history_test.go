@@ -184,6 +184,8 @@ func TestHolderHistorySaysEveryActionAndErasedPeople(t *testing.T) {
 		audit.ActionConsentGranted, audit.ActionConsentWithdrawn,
 		audit.ActionTokenIssued, audit.ActionTokenRefreshed, audit.ActionTokenRevoked, audit.ActionRequestRefused,
 		audit.ActionMailboxRead, audit.ActionMailboxSend, audit.ActionMailboxMove, audit.ActionMailboxDelete,
+		audit.ActionMandateRequested, audit.ActionMandateRequestDenied, audit.ActionMandateApproved, audit.ActionMandateRefused,
+		audit.ActionMandateUnanswered, audit.ActionMandateActivated, audit.ActionMandateEnded,
 	}
 	byHolder := map[audit.Action]bool{ // what a holder does themselves
 		audit.ActionSignInSucceeded: true, audit.ActionSignInFailed: true, audit.ActionSessionEnded: true,
@@ -192,6 +194,8 @@ func TestHolderHistorySaysEveryActionAndErasedPeople(t *testing.T) {
 		audit.ActionTokenIssued: true, audit.ActionTokenRefreshed: true, audit.ActionTokenRevoked: true,
 		audit.ActionRequestRefused: true, audit.ActionMailboxRead: true, audit.ActionMailboxSend: true,
 		audit.ActionMailboxMove: true, audit.ActionMailboxDelete: true,
+		audit.ActionMandateApproved: true, audit.ActionMandateRefused: true, audit.ActionMandateEnded: true,
+		audit.ActionMandateRequestDenied: true,
 	}
 	for _, lang := range []string{"fr", "en"} {
 		for _, a := range byStaff {
