@@ -69,6 +69,11 @@ const (
 	ActionMandateEnded         Action = "mandate.ended"
 	ActionMandateRequestDenied Action = "mandate.request_refused"
 	ActionMandatePolicyChanged Action = "mandate.policy_changed"
+	// ActionMandatePresence: the holder (re)opened a delegation's presence
+	// lease; ActionMandatePresenceEnded: their page left it (the
+	// delegation goes on, its tokens stop working).
+	ActionMandatePresence      Action = "mandate.presence_started"
+	ActionMandatePresenceEnded Action = "mandate.presence_ended"
 )
 
 var actions = map[Action]bool{
@@ -89,6 +94,7 @@ var actions = map[Action]bool{
 	ActionMandateRequested: true, ActionMandateApproved: true, ActionMandateRefused: true,
 	ActionMandateUnanswered: true, ActionMandateActivated: true, ActionMandateEnded: true,
 	ActionMandateRequestDenied: true, ActionMandatePolicyChanged: true,
+	ActionMandatePresence: true, ActionMandatePresenceEnded: true,
 }
 
 // Valid reports whether a is one of the defined actions.

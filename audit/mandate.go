@@ -18,6 +18,9 @@ var mandateActions = map[mandate.Step]Action{
 	mandate.StepEnded:     ActionMandateEnded,
 	mandate.StepRefusedBy: ActionMandateRequestDenied,
 	mandate.StepPolicy:    ActionMandatePolicyChanged,
+
+	mandate.StepPresenceStarted: ActionMandatePresence,
+	mandate.StepPresenceEnded:   ActionMandatePresenceEnded,
 }
 
 // MandateEvent is the audit event of one mandate step.

@@ -56,7 +56,8 @@ func TestMandateEvent(t *testing.T) {
 	}
 	// Every step the mandate service can take maps to a known action.
 	for _, s := range []mandate.Step{mandate.StepRequested, mandate.StepApproved, mandate.StepRefused, mandate.StepLapsed,
-		mandate.StepActivated, mandate.StepEnded, mandate.StepRefusedBy, mandate.StepPolicy} {
+		mandate.StepActivated, mandate.StepEnded, mandate.StepRefusedBy, mandate.StepPolicy,
+		mandate.StepPresenceStarted, mandate.StepPresenceEnded} {
 		e, err := audit.MandateEvent(mandate.Record{Step: s, Actor: staff, Mandate: m})
 		if err != nil || !e.Action.Valid() {
 			t.Fatalf("step %s: %v", s, err)

@@ -222,35 +222,39 @@ func (s *Server) AuthorizeDevice(ctx context.Context, req DeviceRequest) (Device
 
 // mandateRequestError maps a refusal of the mandate service to the device
 // authorization endpoint's errors: a scope the structure's policy does not
-// allow is invalid_scope; other policy refusals and malformed requests are
-// invalid_request, described in plain words; an unknown holder or actor is
-// invalid_request.
+// allow (mandate.ErrPolicyScope) is invalid_scope; other policy refusals
+// and malformed requests are invalid_request, described in plain words; an
+// unknown holder or actor is invalid_request.
 func mandateRequestError(err error) error {
 	var rfc *fosite.RFC6749Error
 	if errors.As(err, &rfc) {
 		return err
 	}
-	for _, kind := range []error{mandate.ErrPolicy, mandate.ErrInvalidRequest} {
-		if !errors.Is(err, kind) {
-			continue
-		}
-		// "request mandate: <reason>: <kind>" → "<reason>"
-		msg := strings.TrimSuffix(strings.TrimPrefix(err.Error(), "request mandate: "), ": "+kind.Error())
-		if msg == "" {
-			msg = kind.Error()
-		} else if kind == mandate.ErrPolicy && !strings.Contains(msg, kind.Error()) {
-			msg = kind.Error() + ": " + msg
-		}
-		hint := strings.ToUpper(msg[:1]) + msg[1:] + "."
-		if kind == mandate.ErrPolicy && strings.Contains(msg, "scope") {
-			return fosite.ErrInvalidScope.WithHint(hint).WithWrap(err)
-		}
-		return fosite.ErrInvalidRequest.WithHint(hint).WithWrap(err)
-	}
-	if errors.Is(err, mandate.ErrNotFound) {
+	switch {
+	case errors.Is(err, mandate.ErrPolicyScope):
+		return fosite.ErrInvalidScope.WithHint(mandateRefusalHint(err, mandate.ErrPolicyScope)).WithWrap(err)
+	case errors.Is(err, mandate.ErrPolicy):
+		return fosite.ErrInvalidRequest.WithHint(mandateRefusalHint(err, mandate.ErrPolicy)).WithWrap(err)
+	case errors.Is(err, mandate.ErrInvalidRequest):
+		return fosite.ErrInvalidRequest.WithHint(mandateRefusalHint(err, mandate.ErrInvalidRequest)).WithWrap(err)
+	case errors.Is(err, mandate.ErrNotFound):
 		return fosite.ErrInvalidRequest.WithHint("The holder or the staff member asking is unknown, or not served by that structure.").WithWrap(err)
 	}
 	return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+}
+
+// mandateRefusalHint is the plain reason of a refused mandate request, as
+// a sentence: "request mandate: <reason>: <kind>" → "<Reason>.", a policy
+// refusal saying it is one.
+func mandateRefusalHint(err, kind error) string {
+	msg := strings.TrimPrefix(err.Error(), "request mandate: ")
+	msg = strings.TrimSuffix(msg, ": "+kind.Error())
+	if msg == "" {
+		msg = kind.Error()
+	} else if errors.Is(kind, mandate.ErrPolicy) && !strings.Contains(msg, mandate.ErrPolicy.Error()) {
+		msg = mandate.ErrPolicy.Error() + ": " + msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:] + "."
 }
 
 // Device authorization request parameters (RFC 8628 §3.1, RFC 8693 §2.1

@@ -118,6 +118,9 @@ const (
 	ExtraActions   = "actions"  // []string: the mailbox actions granted
 	ExtraExclusion = "excluded" // []string: exclusions ("personal")
 	ExtraNotAfter  = "not_after"
+	// ExtraNotBefore: the window's start; an access token issued before it
+	// carries it as nbf (a delegation exchanged ahead of its window).
+	ExtraNotBefore = "not_before"
 )
 
 // AuthorizationDetailsType is the RFC 9396 type of our mailbox

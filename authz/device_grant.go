@@ -62,7 +62,9 @@ func (h *deviceGrantHandler) CanSkipClientAuth(context.Context, fosite.AccessReq
 // client, polled no faster than its interval (slow_down), unexpired
 // (expired_token), and its mandate answered: requested is
 // authorization_pending, refused is access_denied, lapsed is
-// expired_token, approved and live gets tokens, anything else (already
+// expired_token, approved and exchangeable gets tokens (a delegation
+// approved ahead of its window too: see mandate.Mandate.Exchangeable),
+// anything else (already
 // exchanged, ended) is invalid_grant.
 func (h *deviceGrantHandler) HandleTokenEndpointRequest(ctx context.Context, request fosite.AccessRequester) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, request) {
@@ -120,7 +122,7 @@ func (h *deviceGrantHandler) HandleTokenEndpointRequest(ctx context.Context, req
 		return finished(ErrExpiredToken)
 	case m.State == mandate.StateRequested:
 		return errorsx.WithStack(ErrAuthorizationPending)
-	case m.State == mandate.StateApproved && m.Live(now):
+	case m.State == mandate.StateApproved && m.Exchangeable(now):
 	default:
 		return finished(fosite.ErrInvalidGrant.WithHint("The mandate of this device code is no longer awaiting its first token: it was already exchanged, or it ended."))
 	}

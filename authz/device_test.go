@@ -906,3 +906,92 @@ func TestDeviceClientRegistration(t *testing.T) {
 		}
 	}
 }
+
+// TestDelegationExchangedAheadOfItsWindow: a colleague's client takes its
+// grant when the holder approves, days before the absence. The access token
+// is not valid before the window (nbf), introspects inactive and refreshes
+// no more than that until the window opens and the holder is present; then
+// a refresh gives a usable token.
+func TestDelegationExchangedAheadOfItsWindow(t *testing.T) {
+	e := newDeviceEnv(t)
+	from := e.clk.Now().Add(48 * time.Hour).Truncate(time.Second)
+	to := from.Add(72 * time.Hour)
+	form := e.deviceForm()
+	form.Del("duration")
+	form.Set("kind", "delegation")
+	form.Set("purpose_category", "absence")
+	form.Set("not_before", from.Format(time.RFC3339))
+	form.Set("not_after", to.Format(time.RFC3339))
+	da := e.authorize(form, e.app.ID, e.appSecret)
+	m := e.approve(da.str("mandate_id"))
+	if !m.LeaseUntil.IsZero() {
+		t.Fatalf("approval ahead of the window started a lease: %+v", m)
+	}
+	tok := e.poll(da.str("device_code"), e.app.ID, e.appSecret)
+	if tok.status != http.StatusOK {
+		t.Fatalf("exchange ahead of the window: %d %s", tok.status, tok.raw)
+	}
+	access, refresh := tok.str("access_token"), tok.str("refresh_token")
+	claims := jwtClaims(t, access)
+	if nbf, _ := claims["nbf"].(float64); int64(nbf) != from.Unix() {
+		t.Errorf("nbf = %v, want the window's start %d", claims["nbf"], from.Unix())
+	}
+	if in := e.introspect(access); in.body["active"] != false {
+		t.Errorf("before the window: %s", in.raw)
+	}
+	wantError(t, "refresh before the window",
+		e.post(authz.PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, e.app.ID, e.appSecret),
+		"invalid_grant")
+
+	// Inside the window, the holder says they are available: a refresh
+	// gives a token that works, without nbf.
+	e.clk.Advance(48*time.Hour + time.Minute)
+	if _, err := e.svc.StartPresence(e.ctx, e.holder.ID, m.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.Get(e.ctx, m.ID); got.State != mandate.StateActive {
+		t.Fatalf("state = %s, want active", got.State)
+	}
+	if refresh == "" {
+		t.Fatal("the exchange gave no refresh token")
+	}
+	r := e.post(authz.PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, e.app.ID, e.appSecret)
+	if r.status != http.StatusOK {
+		t.Fatalf("refresh inside the window, holder present: %d %s", r.status, r.raw)
+	}
+	if c := jwtClaims(t, r.str("access_token")); c["nbf"] != nil {
+		t.Errorf("a token issued inside the window has nbf %v", c["nbf"])
+	}
+	// (Introspecting it here would say expired: fosite stamps the refreshed
+	// token's expiry with the wall clock, two days behind this test's clock.
+	// TestMandateCacheFollowsHeartbeats covers introspection while present.)
+}
+
+// TestDevicePolicyScopeRefusal: a scope the structure's policy does not
+// allow answers invalid_scope; a session longer than the policy allows
+// answers invalid_request; nothing is created.
+func TestDevicePolicyScopeRefusal(t *testing.T) {
+	e := newDeviceEnv(t)
+	p, err := e.svc.Policy(e.ctx, e.staff.StructureID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.AllowedScopes = []string{mandate.ScopeMailRead}
+	if _, err := e.svc.SetPolicy(e.ctx, mandate.Actor{Kind: mandate.ActorStaff, ID: e.staff.ID}, p); err != nil {
+		t.Fatal(err)
+	}
+	r := e.post(authz.PathDeviceAuthorization, e.deviceForm(), e.app.ID, e.appSecret)
+	if r.status != http.StatusBadRequest || r.str("error") != "invalid_scope" || !strings.Contains(r.str("error_description"), "mail.send") {
+		t.Errorf("scope beyond the policy: %d %s", r.status, r.raw)
+	}
+	form := e.deviceForm()
+	form.Set("scope", "mail.read")
+	form.Set("duration", "7200")
+	r = e.post(authz.PathDeviceAuthorization, form, e.app.ID, e.appSecret)
+	if r.status != http.StatusBadRequest || r.str("error") != "invalid_request" {
+		t.Errorf("duration beyond the policy: %d %s", r.status, r.raw)
+	}
+	if ms, err := e.svc.List(e.ctx, mandate.Query{StructureID: e.staff.StructureID, Limit: 10}); err != nil || len(ms) != 0 {
+		t.Errorf("mandates created by refused requests: %d, %v", len(ms), err)
+	}
+}

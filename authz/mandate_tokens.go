@@ -48,6 +48,7 @@ type mandateClaims struct {
 	Actions    []string
 	Exclusions []string
 	NotAfter   time.Time
+	NotBefore  time.Time // the window's start (delegations)
 }
 
 func (c mandateClaims) details() []AuthorizationDetail {
@@ -75,6 +76,7 @@ func mandateSession(m mandate.Mandate) *fosite.DefaultSession {
 			ExtraActions:   append([]string{}, m.Scopes...),
 			ExtraExclusion: append([]string{}, m.Exclusions...),
 			ExtraNotAfter:  m.NotAfter.Unix(),
+			ExtraNotBefore: m.NotBefore.Unix(),
 		},
 	}
 }
@@ -98,17 +100,25 @@ func mandateClaimsOf(s fosite.Session) (mandateClaims, bool) {
 	c.Mailbox, _ = sess.Extra[ExtraMailbox].(string)
 	c.Actions = extraStrings(sess.Extra[ExtraActions])
 	c.Exclusions = extraStrings(sess.Extra[ExtraExclusion])
-	switch v := sess.Extra[ExtraNotAfter].(type) {
+	c.NotAfter = extraTime(sess.Extra[ExtraNotAfter])
+	c.NotBefore = extraTime(sess.Extra[ExtraNotBefore])
+	return c, true
+}
+
+// extraTime reads a Unix time from a session's Extra (as issued, or after a
+// JSON round trip through storage); zero when absent.
+func extraTime(v any) time.Time {
+	switch v := v.(type) {
 	case int64:
-		c.NotAfter = time.Unix(v, 0).UTC()
-	case float64: // after a JSON round trip
-		c.NotAfter = time.Unix(int64(v), 0).UTC()
+		return time.Unix(v, 0).UTC()
+	case float64:
+		return time.Unix(int64(v), 0).UTC()
 	case json.Number:
 		if n, err := v.Int64(); err == nil {
-			c.NotAfter = time.Unix(n, 0).UTC()
+			return time.Unix(n, 0).UTC()
 		}
 	}
-	return c, true
+	return time.Time{}
 }
 
 func extraStrings(v any) []string {

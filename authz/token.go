@@ -144,6 +144,11 @@ func (s *TokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requeste
 		AuthTime: authTime(sess),
 	}
 	if isMandate {
+		if now.Before(mc.NotBefore) {
+			// A delegation exchanged ahead of its window: the token is not
+			// valid before the window opens (RFC 7519 §4.1.5).
+			c.NotBefore = jwt.NewNumericDate(mc.NotBefore)
+		}
 		c.Act = &ActClaim{Sub: mc.ActorSub}
 		c.MandateID = mc.MandateID
 		c.AuthorizationDetails = mc.details()

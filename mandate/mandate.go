@@ -238,12 +238,19 @@ type Mandate struct {
 	GrantID string
 
 	// ConsentVersion names the consent text the holder approved; ConsentHash
-	// is the SHA-256 (hex) of the receipt (see Receipt).
+	// is the SHA-256 (hex) of the receipt (see Receipt); ConsentReceipt is
+	// that receipt's canonical bytes as approved (Receipt.Canonical), kept
+	// so that renaming anyone later changes neither what it says nor its
+	// hash (ParseReceipt reads it back).
 	ConsentVersion string
 	ConsentHash    string
+	ConsentReceipt []byte
 
 	// LeaseUntil is when the presence lease lapses unless a heartbeat moves
-	// it (PresenceRequired, active or approved). Zero: no live lease.
+	// it (PresenceRequired, active or approved). Zero: no lease was ever
+	// started. A session ends when its lease lapses; a delegation does not
+	// (its tokens only stop working until the holder starts their presence
+	// again: Service.StartPresence).
 	LeaseUntil time.Time
 
 	CreatedAt   time.Time
@@ -256,7 +263,9 @@ type Mandate struct {
 
 // Live reports whether tokens may exist for m at now: active (or approved,
 // for the first token), inside its window, and — when presence is
-// required — with a lease that has not lapsed.
+// required — with a lease that has not lapsed. A delegation whose lease
+// lapsed is not live but goes on (approved or active) until its window
+// closes: presence gates its tokens, not its life.
 func (m Mandate) Live(now time.Time) bool {
 	if m.State != StateActive && m.State != StateApproved {
 		return false
@@ -268,6 +277,23 @@ func (m Mandate) Live(now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// Exchangeable reports whether the first token may be issued under m at
+// now (its device code exchanged): a session must be Live; a delegation
+// need only be approved with its window not yet closed — a colleague's
+// client takes its grant when the holder approves, ahead of the absence,
+// and its tokens stay unusable (introspection inactive, refresh refused,
+// the access token not valid before NotBefore) until the window opens and,
+// when presence is required, the holder is present.
+func (m Mandate) Exchangeable(now time.Time) bool {
+	if m.State != StateApproved {
+		return false
+	}
+	if m.Kind == KindDelegation {
+		return now.Before(m.NotAfter)
+	}
+	return m.Live(now)
 }
 
 // Present reports whether the holder's lease is alive at now.

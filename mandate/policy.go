@@ -56,6 +56,10 @@ func DefaultPolicy(structureID string) Policy {
 // ErrPolicy wraps every request a structure's policy refuses.
 var ErrPolicy = errors.New("refused by the structure's policy")
 
+// ErrPolicyScope wraps (with ErrPolicy) a request for a scope the
+// structure's policy does not allow: OAuth2's invalid_scope.
+var ErrPolicyScope = fmt.Errorf("%w: scope(s) not allowed", ErrPolicy)
+
 // ErrInvalidRequest wraps every malformed mandate request.
 var ErrInvalidRequest = errors.New("invalid mandate request")
 
@@ -83,8 +87,9 @@ func (p Policy) Validate() error {
 }
 
 // Check tells whether the policy allows what req asks; the error wraps
-// ErrPolicy (what the structure forbids) or ErrInvalidRequest (what no
-// structure could allow) and names the problem in plain words.
+// ErrPolicy (what the structure forbids; ErrPolicyScope too for a scope it
+// does not allow) or ErrInvalidRequest (what no structure could allow) and
+// names the problem in plain words.
 func (p Policy) Check(req Request) error {
 	if len(req.Scopes) == 0 {
 		return fmt.Errorf("%w: no scope asked", ErrInvalidRequest)
@@ -106,7 +111,7 @@ func (p Policy) Check(req Request) error {
 		}
 	}
 	if len(refused) > 0 {
-		return fmt.Errorf("%w: scope(s) not allowed: %s", ErrPolicy, strings.Join(refused, " "))
+		return fmt.Errorf("%w: %s", ErrPolicyScope, strings.Join(refused, " "))
 	}
 	switch req.Kind {
 	case KindSession:

@@ -88,7 +88,7 @@ func TestPolicyCheck(t *testing.T) {
 		name string
 		p    Policy
 		req  Request
-		want error  // nil, ErrPolicy or ErrInvalidRequest
+		want error  // nil, ErrPolicy, ErrPolicyScope or ErrInvalidRequest
 		says string // a word of the message
 	}{
 		{"session", p, session, nil, ""},
@@ -111,9 +111,9 @@ func TestPolicyCheck(t *testing.T) {
 		{"empty window", p, with(delegation, func(r *Request) { r.NotAfter = t0 }), ErrInvalidRequest, "window"},
 		{"delegation too short", p, with(delegation, func(r *Request) { r.NotAfter = t0.Add(MinDelegationDuration - time.Minute) }), ErrInvalidRequest, "at least"},
 
-		{"scope not allowed here", p, with(session, func(r *Request) { r.Scopes = []string{ScopeMailRead, ScopeMailDelete} }), ErrPolicy, "mail.delete"},
-		{"service scope", p, with(session, func(r *Request) { r.Scopes = []string{ScopeAuditWrite} }), ErrPolicy, "audit.write"},
-		{"service scope even if listed", Policy{AllowedScopes: []string{ScopeAuditWrite}, MaxSessionDuration: time.Hour}, with(session, func(r *Request) { r.Scopes = []string{ScopeAuditWrite} }), ErrPolicy, "audit.write"},
+		{"scope not allowed here", p, with(session, func(r *Request) { r.Scopes = []string{ScopeMailRead, ScopeMailDelete} }), ErrPolicyScope, "mail.delete"},
+		{"service scope", p, with(session, func(r *Request) { r.Scopes = []string{ScopeAuditWrite} }), ErrPolicyScope, "audit.write"},
+		{"service scope even if listed", Policy{AllowedScopes: []string{ScopeAuditWrite}, MaxSessionDuration: time.Hour}, with(session, func(r *Request) { r.Scopes = []string{ScopeAuditWrite} }), ErrPolicyScope, "audit.write"},
 		{"session too long here", p, with(session, func(r *Request) { r.Duration = time.Hour + time.Second }), ErrPolicy, "at most"},
 		{"relaxed session", relaxing, with(session, func(r *Request) { r.Presence = PresenceRelaxed }), ErrPolicy, "presence"},
 		{"relaxed delegation where not allowed", p, with(delegation, func(r *Request) { r.Presence = PresenceRelaxed }), ErrPolicy, "presence"},
@@ -127,7 +127,11 @@ func TestPolicyCheck(t *testing.T) {
 		case tt.want == nil:
 		case !errors.Is(err, tt.want):
 			t.Errorf("%s: error %v, want %v", tt.name, err, tt.want)
-		case tt.want == ErrPolicy && errors.Is(err, ErrInvalidRequest), tt.want == ErrInvalidRequest && errors.Is(err, ErrPolicy):
+		case errors.Is(err, ErrPolicyScope) != (tt.want == ErrPolicyScope):
+			t.Errorf("%s: error %v: ErrPolicyScope is %v, want %v", tt.name, err, errors.Is(err, ErrPolicyScope), tt.want == ErrPolicyScope)
+		case tt.want == ErrPolicyScope && !errors.Is(err, ErrPolicy):
+			t.Errorf("%s: error %v does not wrap ErrPolicy", tt.name, err)
+		case errors.Is(err, ErrPolicy) && errors.Is(err, ErrInvalidRequest):
 			t.Errorf("%s: error %v wraps both ErrPolicy and ErrInvalidRequest", tt.name, err)
 		case !strings.Contains(err.Error(), tt.says):
 			t.Errorf("%s: error %q does not say %q", tt.name, err, tt.says)

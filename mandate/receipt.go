@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"time"
 )
@@ -219,7 +222,51 @@ func canonicalTime(t time.Time) string {
 }
 
 // Hash returns the hex SHA-256 of the canonical receipt.
-func (r Receipt) Hash() string {
-	sum := sha256.Sum256(r.Canonical())
+func (r Receipt) Hash() string { return receiptHash(r.Canonical()) }
+
+// receiptHash is the hex SHA-256 of a canonical receipt's bytes.
+func receiptHash(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
 	return hex.EncodeToString(sum[:])
+}
+
+// ParseReceipt reads back a receipt from its canonical JSON (Canonical), as
+// stored in Mandate.ConsentReceipt at approval. It accepts only the
+// canonical form itself — every field, in order, no other member, no extra
+// white space, times in RFC 3339 UTC to the second — so the receipt it
+// returns hashes (Hash) to the SHA-256 of b.
+func ParseReceipt(b []byte) (Receipt, error) {
+	var c canonicalReceipt
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Receipt{}, fmt.Errorf("parse receipt: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Receipt{}, errors.New("parse receipt: data after the receipt")
+	}
+	var times [3]time.Time
+	for i, v := range []string{c.NotBefore, c.NotAfter, c.ApprovedAt} {
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return Receipt{}, fmt.Errorf("parse receipt: %w", err)
+		}
+		times[i] = t.UTC()
+	}
+	r := Receipt{
+		Version: c.Version, ConsentText: c.ConsentText, MandateID: c.MandateID, Kind: Kind(c.Kind),
+		StructureID: c.StructureID, StructureName: c.StructureName,
+		HolderID: c.HolderID, HolderName: c.HolderName, Mailbox: c.Mailbox,
+		DelegateID: c.DelegateID, DelegateName: c.DelegateName,
+		Scopes: c.Scopes, Exclusions: c.Exclusions,
+		Purpose: c.Purpose, PurposeCategory: PurposeCategory(c.PurposeCategory), Presence: Presence(c.Presence),
+		NotBefore: times[0], NotAfter: times[1], ApprovedAt: times[2],
+	}
+	if !bytes.Equal(r.Canonical(), b) {
+		return Receipt{}, errors.New("parse receipt: not in canonical form")
+	}
+	return r, nil
 }

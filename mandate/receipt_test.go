@@ -184,3 +184,55 @@ const (
 	pinnedFR = "9449beb3f7359e720dbb52a5ed80891db1a4f3c9768bcc882b41268c71dd8913"
 	pinnedEN = "873ccb252b3889c5404b4f810f341a728d4d8bb447c31ce452d8ec24f049c7fc"
 )
+
+func TestParseReceiptReadsBackTheCanonicalBytes(t *testing.T) {
+	for name, r := range map[string]mandate.Receipt{
+		"session": mandate.NewReceipt(receiptMandate(), receiptHolder, receiptDelegate, "France Services Lyon 3", "2026-11", receiptT0),
+		"no window, no scope, no exclusion": mandate.NewReceipt(func() mandate.Mandate {
+			m := receiptMandate()
+			m.NotBefore, m.NotAfter, m.Scopes, m.Exclusions = time.Time{}, time.Time{}, nil, nil
+			return m
+		}(), receiptHolder, receiptDelegate, "", "2026-11", receiptT0),
+	} {
+		b := r.Canonical()
+		got, err := mandate.ParseReceipt(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(got.Canonical()) != string(b) || got.Hash() != r.Hash() {
+			t.Errorf("%s: parsed receipt canonicalizes to\n%s\nwant\n%s", name, got.Canonical(), b)
+		}
+		if got.HolderName != r.HolderName || got.DelegateName != r.DelegateName || got.StructureName != r.StructureName ||
+			!got.ApprovedAt.Equal(r.ApprovedAt) || got.ApprovedAt.Location() != time.UTC || !got.NotAfter.Equal(r.NotAfter) ||
+			len(got.Scopes) != len(r.Scopes) || got.Kind != r.Kind || got.Presence != r.Presence || got.Purpose != r.Purpose {
+			t.Errorf("%s: parsed %+v\nwant   %+v", name, got, r)
+		}
+	}
+}
+
+func TestParseReceiptRefusesAnythingButTheCanonicalForm(t *testing.T) {
+	good := string(mandate.NewReceipt(receiptMandate(), receiptHolder, receiptDelegate, "FS Lyon", "2026-11", receiptT0).Canonical())
+	for name, b := range map[string]string{
+		"empty":             "",
+		"not JSON":          "receipt",
+		"a list":            "[" + good + "]",
+		"white space":       strings.Replace(good, `,"kind"`, `, "kind"`, 1),
+		"trailing new line": good + "\n",
+		"trailing data":     good + "{}",
+		"an unknown member": strings.Replace(good, `{"version"`, `{"extra":1,"version"`, 1),
+		"a member missing":  strings.Replace(good, `"kind":"session",`, "", 1),
+		"members reordered": strings.Replace(strings.Replace(good, `"kind":"session",`, "", 1), `"presence"`, `"kind":"session","presence"`, 1),
+		"a time not in UTC": strings.Replace(good, `"approved_at":"2030-03-04T10:00:05Z"`, `"approved_at":"2030-03-04T11:00:05+01:00"`, 1),
+		"a fractional time": strings.Replace(good, `"approved_at":"2030-03-04T10:00:05Z"`, `"approved_at":"2030-03-04T10:00:05.5Z"`, 1),
+		"a bad time":        strings.Replace(good, `"approved_at":"2030-03-04T10:00:05Z"`, `"approved_at":"yesterday"`, 1),
+		"scopes unsorted":   strings.Replace(good, `[{"name":"mail.read","label_fr":"Lire les messages"},{"name":"mail.send","label_fr":"Envoyer des messages"}]`, `[{"name":"mail.send","label_fr":"Envoyer des messages"},{"name":"mail.read","label_fr":"Lire les messages"}]`, 1),
+		"HTML escaped":      strings.Replace(good, `<urgent>`, `\u003curgent\u003e`, 1),
+	} {
+		if b == good {
+			t.Fatalf("%s: the test changed nothing", name)
+		}
+		if r, err := mandate.ParseReceipt([]byte(b)); err == nil {
+			t.Errorf("%s: parsed as %+v", name, r)
+		}
+	}
+}

@@ -90,6 +90,12 @@ const (
 	StepEnded     Step = "mandate.ended"
 	StepRefusedBy Step = "mandate.request_refused" // a request or answer refused (policy, not the holder…)
 	StepPolicy    Step = "mandate.policy_changed"
+	// StepPresenceStarted: the holder (re)opened a delegation's presence
+	// lease ("Je suis disponible").
+	StepPresenceStarted Step = "mandate.presence_started"
+	// StepPresenceEnded: the holder's page left a delegation; its lease
+	// ended, the delegation goes on.
+	StepPresenceEnded Step = "mandate.presence_ended"
 )
 
 // Actor is who took a step.
@@ -279,8 +285,9 @@ func policySummary(p Policy) string {
 // Request creates a mandate in StateRequested after checking the delegate
 // (active, of req.StructureID), the holder (served by that structure) and
 // the structure's policy. A refused request is recorded (StepRefusedBy,
-// denied) and returns an error wrapping ErrPolicy, ErrInvalidRequest or
-// ErrNotFound; nothing is stored.
+// denied) and returns an error wrapping ErrPolicy (and ErrPolicyScope for
+// a scope the policy does not allow), ErrInvalidRequest or ErrNotFound;
+// nothing is stored.
 //
 // The purpose is trimmed and bounded (MaxPurposeLen); the presence policy
 // defaults to PresenceRequired; a session without a duration lasts
@@ -377,7 +384,10 @@ func (s *Service) Request(ctx context.Context, req Request) (Mandate, error) {
 	}
 	if err := policy.Check(req); err != nil {
 		kind := ErrInvalidRequest
-		if errors.Is(err, ErrPolicy) {
+		switch {
+		case errors.Is(err, ErrPolicyScope):
+			kind = ErrPolicyScope
+		case errors.Is(err, ErrPolicy):
 			kind = ErrPolicy
 		}
 		return refuse(kind, plain(err))
@@ -482,9 +492,12 @@ func (s *Service) List(ctx context.Context, q Query) ([]Mandate, error) {
 // Approve is the holder's yes: only the mandate's holder may (ErrNotFound
 // for anyone else, recorded as denied), only while requested and before
 // AnswerBy. A session's window starts now (NotBefore = now, NotAfter =
-// now + Duration); a presence lease starts (LeaseUntil = now + LeaseLapse);
-// the consent receipt hash is computed (Receipt). Exclusions drop
-// "personal" when the holder opted in.
+// now + Duration). When presence is required a lease starts (LeaseUntil =
+// now + LeaseLapse) for a session, and for a delegation whose window is
+// open (a delegation approved ahead of its window starts its lease later,
+// with StartPresence). The consent receipt is built (Receipt) and kept:
+// its canonical bytes in ConsentReceipt, their SHA-256 in ConsentHash.
+// Exclusions drop "personal" when the holder opted in.
 func (s *Service) Approve(ctx context.Context, holderID, mandateID string, a Approval) (Mandate, error) {
 	return s.step(ctx, "approve", mandateID, a.RequestID, holderActor(holderID),
 		func(ctx context.Context, cur Mandate, now time.Time) (Step, func(*Mandate) error, error) {
@@ -528,12 +541,14 @@ func (s *Service) Approve(ctx context.Context, holderID, mandateID string, a App
 				if a.IncludePersonal {
 					m.Exclusions = slices.DeleteFunc(slices.Clone(m.Exclusions), func(e string) bool { return e == ExcludePersonal })
 				}
-				if m.Presence == PresenceRequired {
+				if m.Presence == PresenceRequired && (m.Kind == KindSession || !now.Before(m.NotBefore)) {
 					m.LeaseUntil = now.Add(s.cfg.LeaseLapse)
 				}
 				m.State, m.DecidedAt = next, now
 				m.ConsentVersion = s.cfg.ConsentVersion
-				m.ConsentHash = NewReceipt(*m, holder, delegate, structure, s.cfg.ConsentVersion, now).Hash()
+				receipt := NewReceipt(*m, holder, delegate, structure, s.cfg.ConsentVersion, now)
+				m.ConsentReceipt = receipt.Canonical()
+				m.ConsentHash = receiptHash(m.ConsentReceipt)
 				return nil
 			}, nil
 		})
@@ -579,7 +594,7 @@ func (s *Service) Activate(ctx context.Context, mandateID, grantID, requestID st
 				if err != nil {
 					return &denial{err, "the mandate is " + string(m.State)}
 				}
-				if !m.Live(now) {
+				if !m.Exchangeable(now) {
 					return &denial{ErrConflict, "the mandate is outside its window or the holder is not present"}
 				}
 				m.State, m.GrantID, m.ActivatedAt = next, grantID, now
@@ -600,7 +615,8 @@ func (s *Service) Activate(ctx context.Context, mandateID, grantID, requestID st
 // any staff member (ErrNotFound for others); EndedByOffboarding staff or
 // the system; EndedByExpiry the system, once NotAfter is past;
 // EndedByPresence the holder (Leave) or the system once the lease lapsed,
-// and only for presence mandates. Ending clears the lease.
+// and only for sessions that need presence (a delegation outlives its
+// lease). Ending clears the lease.
 func (s *Service) End(ctx context.Context, mandateID string, reason EndReason, by Actor, requestID string) (Mandate, error) {
 	if by.Kind == ActorSystem {
 		by.ID, by.Name = "", ""
@@ -626,6 +642,8 @@ func ending(reason EndReason, by Actor, now time.Time) func(*Mandate) error {
 			return &denial{ErrConflict, "the mandate has not expired"}
 		case reason == EndedByPresence && m.Presence != PresenceRequired:
 			return &denial{ErrConflict, "the mandate needs no presence"}
+		case reason == EndedByPresence && m.Kind != KindSession:
+			return &denial{ErrConflict, "a delegation does not end when the holder leaves"}
 		case reason == EndedByPresence && by.Kind == ActorSystem && m.Present(now):
 			return &denial{ErrConflict, "the holder is still present"}
 		}
@@ -751,14 +769,88 @@ func (s *Service) Heartbeat(ctx context.Context, holderID, mandateID string) (ti
 	return until, nil
 }
 
-// Leave ends the holder's presence at once (the page was closed):
-// the mandate ends with EndedByPresence.
+// Leave ends the holder's presence at once (the page was closed). A
+// session ends with EndedByPresence. A delegation goes on: only its lease
+// ends (LeaseUntil = now), recorded as StepPresenceEnded, so its tokens
+// stop working until the holder starts their presence again
+// (StartPresence); leaving a delegation whose lease is not alive changes
+// and records nothing. ErrNotFound for anyone but the holder (recorded as
+// denied); ErrConflict when the mandate is over.
 func (s *Service) Leave(ctx context.Context, holderID, mandateID, requestID string) (Mandate, error) {
+	// The kind never changes: reading it outside the step is safe.
+	if cur, err := s.store.GetMandate(ctx, mandateID); err == nil && cur.Kind == KindDelegation {
+		if cur.HolderID == holderID && cur.Presence == PresenceRequired &&
+			(cur.State == StateApproved || cur.State == StateActive) && !cur.Present(s.now()) {
+			return cur, nil
+		}
+		return s.endPresence(ctx, holderID, mandateID, requestID)
+	}
 	return s.End(ctx, mandateID, EndedByPresence, Actor{Kind: ActorHolder, ID: holderID}, requestID)
 }
 
+// endPresence ends a delegation's live lease, not the delegation.
+func (s *Service) endPresence(ctx context.Context, holderID, mandateID, requestID string) (Mandate, error) {
+	return s.step(ctx, "end presence", mandateID, requestID, holderActor(holderID),
+		func(_ context.Context, cur Mandate, now time.Time) (Step, func(*Mandate) error, error) {
+			if cur.HolderID != holderID {
+				return "", nil, notTheHolder
+			}
+			if cur.Presence != PresenceRequired {
+				return "", nil, &denial{ErrConflict, "the mandate needs no presence"}
+			}
+			return StepPresenceEnded, func(m *Mandate) error {
+				if m.State != StateApproved && m.State != StateActive {
+					return &denial{ErrConflict, "the mandate is " + string(m.State)}
+				}
+				if !m.Present(now) {
+					return &denial{ErrConflict, "the holder is not present"}
+				}
+				m.LeaseUntil = now
+				return nil
+			}, nil
+		})
+}
+
+// StartPresence (re)opens the presence lease of a delegation that needs
+// the holder's presence ("Je suis disponible"): LeaseUntil = now +
+// LeaseLapse, recorded as StepPresenceStarted; heartbeats then keep it
+// alive. Only the holder may (ErrNotFound for anyone else, recorded as
+// denied), only while the delegation is approved or active and inside its
+// window (ErrConflict otherwise, recorded as denied). Sessions never
+// restart a lease: theirs starts at approval and its lapse ends them
+// (ErrConflict). It returns the lease's new end.
+func (s *Service) StartPresence(ctx context.Context, holderID, mandateID, requestID string) (time.Time, error) {
+	m, err := s.step(ctx, "start presence", mandateID, requestID, holderActor(holderID),
+		func(_ context.Context, cur Mandate, now time.Time) (Step, func(*Mandate) error, error) {
+			if cur.HolderID != holderID {
+				return "", nil, notTheHolder
+			}
+			if cur.Kind != KindDelegation {
+				return "", nil, &denial{ErrConflict, "only a delegation's presence starts again"}
+			}
+			if cur.Presence != PresenceRequired {
+				return "", nil, &denial{ErrConflict, "the mandate needs no presence"}
+			}
+			return StepPresenceStarted, func(m *Mandate) error {
+				if m.State != StateApproved && m.State != StateActive {
+					return &denial{ErrConflict, "the mandate is " + string(m.State)}
+				}
+				if now.Before(m.NotBefore) || !now.Before(m.NotAfter) {
+					return &denial{ErrConflict, "outside the delegation's window"}
+				}
+				m.LeaseUntil = now.Add(s.cfg.LeaseLapse)
+				return nil
+			}, nil
+		})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return m.LeaseUntil, nil
+}
+
 // Sweep moves every due mandate (DueMandates): unanswered requests lapse,
-// mandates past NotAfter end by expiry, lapsed leases end by presence loss.
+// mandates past NotAfter end by expiry, sessions whose lease lapsed end by
+// presence loss (a delegation outlives its lease).
 // It returns how many moved. Safe to run on several replicas at once: a
 // mandate another replica moved first is skipped. Each mandate is tried at
 // most once per sweep; failures are returned together.
@@ -811,7 +903,7 @@ func (s *Service) sweepOne(ctx context.Context, id string) (bool, error) {
 				return StepLapsed, lapsing(now), nil
 			case live && !now.Before(cur.NotAfter):
 				return StepEnded, ending(EndedByExpiry, system, now), nil
-			case live && cur.Presence == PresenceRequired && !cur.Present(now):
+			case live && cur.Kind == KindSession && cur.Presence == PresenceRequired && !cur.Present(now):
 				return StepEnded, ending(EndedByPresence, system, now), nil
 			}
 			return "", nil, errNotDue

@@ -2,6 +2,8 @@ package mandate_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -289,6 +291,10 @@ func TestSessionLifecycle(t *testing.T) {
 	receipt := mandate.NewReceipt(stored, holder, delegate, "France Services Tulle", stored.ConsentVersion, stored.DecidedAt)
 	if stored.ConsentHash == "" || receipt.Hash() != stored.ConsentHash {
 		t.Fatalf("consent hash %q, the receipt rebuilt from the store hashes to %q", stored.ConsentHash, receipt.Hash())
+	}
+	// The receipt's bytes are kept as approved.
+	if string(stored.ConsentReceipt) != string(receipt.Canonical()) || string(m.ConsentReceipt) != string(stored.ConsentReceipt) {
+		t.Fatalf("stored receipt %s\nwant %s", stored.ConsentReceipt, receipt.Canonical())
 	}
 	if !m.Live(t1) {
 		t.Fatal("an approved session is not live")
@@ -684,7 +690,7 @@ func TestPolicyBoundsWhatMayBeAsked(t *testing.T) {
 		reason string
 	}{
 		{"a scope the structure forbids", with(func(r *mandate.Request) { r.Scopes = []string{mandate.ScopeMailRead, mandate.ScopeMailSend} }),
-			mandate.ErrPolicy, "refused by the structure's policy: scope(s) not allowed: mail.send"},
+			mandate.ErrPolicyScope, "refused by the structure's policy: scope(s) not allowed: mail.send"},
 		{"a session too long here", with(func(r *mandate.Request) { r.Duration = 25 * time.Minute }),
 			mandate.ErrPolicy, "refused by the structure's policy: a session lasts at most 20m0s here"},
 		{"a session too short anywhere", with(func(r *mandate.Request) { r.Duration = time.Minute }),
@@ -733,6 +739,9 @@ func TestPolicyBoundsWhatMayBeAsked(t *testing.T) {
 			before := len(w.events(t, audit.Filter{Action: audit.ActionMandateRequestDenied}))
 			_, err := w.svc.Request(ctx, tt.req)
 			wantErr(t, err, tt.want)
+			if errors.Is(err, mandate.ErrPolicyScope) != (tt.want == mandate.ErrPolicyScope) {
+				t.Fatalf("error %v: wraps ErrPolicyScope %v", err, errors.Is(err, mandate.ErrPolicyScope))
+			}
 			evs := w.events(t, audit.Filter{Action: audit.ActionMandateRequestDenied})
 			if len(evs) != before+1 {
 				t.Fatalf("denied events %d, want %d", len(evs), before+1)
@@ -938,8 +947,15 @@ func TestDelegationWindow(t *testing.T) {
 	if m.Live(w.clock.Now()) {
 		t.Fatal("live before its window")
 	}
+	// The colleague's client takes its grant at once, ahead of the
+	// absence: active, but not live before the window opens.
+	m, err = w.svc.Activate(ctx, m.ID, "grant-d", "")
+	must(t, err)
+	if m.State != mandate.StateActive || m.Live(w.clock.Now()) {
+		t.Fatalf("activated ahead of its window: %+v", m)
+	}
 	_, err = w.svc.Activate(ctx, m.ID, "grant-d", "")
-	wantErr(t, err, mandate.ErrConflict)
+	wantErr(t, err, mandate.ErrConflict) // once only
 	if n, err := w.svc.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("sweep before the window: %d, %v", n, err)
 	}
@@ -948,8 +964,6 @@ func TestDelegationWindow(t *testing.T) {
 	if !w.get(t, m.ID).Live(w.clock.Now()) {
 		t.Fatal("not live inside its window")
 	}
-	m, err = w.svc.Activate(ctx, m.ID, "grant-d", "")
-	must(t, err)
 	w.clock.Advance(3*24*time.Hour - time.Microsecond)
 	if n, err := w.svc.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("sweep inside the window: %d, %v", n, err)
@@ -974,8 +988,8 @@ func TestDelegationWindow(t *testing.T) {
 	wantEvents(t, w.mandateEvents(t, m.ID), []ev{
 		{audit.ActionMandateRequested, audit.OutcomeSuccess, "staff:" + colleague, ""},
 		{audit.ActionMandateApproved, audit.OutcomeSuccess, "holder:" + holder2, ""},
-		denied("staff:"+colleague, "activate refused: the mandate is outside its window or the holder is not present"),
 		{audit.ActionMandateActivated, audit.OutcomeSuccess, "staff:" + colleague, ""},
+		denied("staff:"+colleague, "activate refused: the mandate is active"),
 		{audit.ActionMandateEnded, audit.OutcomeSuccess, "system:", "ended by expiry"},
 	})
 }
@@ -1216,4 +1230,242 @@ func testTwoReplicasSweep(t *testing.T, w *world) {
 			t.Fatalf("mandate %s ended %d times in the log", id, ends)
 		}
 	}
+}
+
+func TestReceiptIsKeptAsApprovedWhenPeopleAreRenamed(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	approved := w.approved(t)
+	must(t, w.store.UpdateHolder(ctx, holder1, func(h *people.Holder) error { h.DisplayName = "Awa Diallo-Sow"; return nil }))
+	must(t, w.store.UpdateStaff(ctx, mediator, func(s *people.Staff) error { s.DisplayName = "Marie Skłodowska-Curie"; return nil }))
+	holder, err := w.dir.Holder(ctx, structure1, holder1)
+	must(t, err)
+	delegate, err := w.dir.Delegate(ctx, mediator)
+	must(t, err)
+	if mandate.NewReceipt(approved, holder, delegate, "France Services Tulle", approved.ConsentVersion, approved.DecidedAt).Hash() == approved.ConsentHash {
+		t.Fatal("a receipt rebuilt after the renames has the same hash: the renames changed nothing")
+	}
+	// Later steps keep the receipt as it was approved.
+	_, err = w.svc.Activate(ctx, approved.ID, "grant-r", "")
+	must(t, err)
+	_, err = w.svc.End(ctx, approved.ID, mandate.EndedByHolder, mandate.Actor{Kind: "holder", ID: holder1}, "")
+	must(t, err)
+	got := w.get(t, approved.ID)
+	sum := sha256.Sum256(got.ConsentReceipt)
+	if hex.EncodeToString(sum[:]) != approved.ConsentHash || got.ConsentHash != approved.ConsentHash {
+		t.Fatalf("stored receipt %s no longer hashes to %s", got.ConsentReceipt, approved.ConsentHash)
+	}
+	r, err := mandate.ParseReceipt(got.ConsentReceipt)
+	must(t, err)
+	if r.HolderName != "Awa Diallo" || r.DelegateName != "Marie Curie" || r.StructureName != "France Services Tulle" ||
+		r.MandateID != approved.ID || r.Hash() != approved.ConsentHash || !r.ApprovedAt.Equal(approved.DecidedAt.Truncate(time.Second)) {
+		t.Fatalf("stored receipt = %+v", r)
+	}
+}
+
+// presenceDelegation asks for a colleague's delegation on holder2's
+// mailbox that needs holder2's presence, for the window from..to.
+func (w *world) presenceDelegation(t *testing.T, from, to time.Time) mandate.Mandate {
+	t.Helper()
+	return w.request(t, mandate.Request{
+		Kind: mandate.KindDelegation, StructureID: structure1, HolderID: holder2, DelegateID: colleague, ClientID: client,
+		Scopes: []string{mandate.ScopeMailRead}, PurposeCategory: mandate.PurposeAbsence, Purpose: "Congés",
+		Presence: mandate.PresenceRequired, NotBefore: from, NotAfter: to,
+	})
+}
+
+// TestDelegationWithPresenceLivesForItsWindow: a delegation that needs the
+// holder's presence is approved ahead of its window and lives until the
+// window closes; the holder's presence (StartPresence, heartbeats, Leave)
+// gates only its tokens (Live), and the sweep never ends it for a lapsed
+// lease.
+func TestDelegationWithPresenceLivesForItsWindow(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	from, to := w.clock.Now().Add(24*time.Hour), w.clock.Now().Add(4*24*time.Hour)
+	m := w.presenceDelegation(t, from, to)
+	m, err := w.svc.Approve(ctx, holder2, m.ID, mandate.Approval{RequestID: "req-a"})
+	must(t, err)
+	if m.State != mandate.StateApproved || !m.LeaseUntil.IsZero() || !m.NotBefore.Equal(from) {
+		t.Fatalf("approved ahead of its window: %+v", m)
+	}
+	_, err = w.svc.StartPresence(ctx, holder2, m.ID, "")
+	wantErr(t, err, mandate.ErrConflict)
+	if n, err := w.svc.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep before the window: %d, %v", n, err)
+	}
+
+	// Inside its window with nobody present: alive, not live.
+	w.clock.Advance(24 * time.Hour)
+	if n, err := w.svc.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep inside the window, nobody present: %d, %v", n, err)
+	}
+	if got := w.get(t, m.ID); got.State != mandate.StateApproved || got.Live(w.clock.Now()) {
+		t.Fatalf("inside its window before any presence: %+v", got)
+	}
+	// The client may take its grant now; its tokens wait for the holder.
+	_, err = w.svc.Activate(ctx, m.ID, "grant-d", "")
+	must(t, err)
+	if w.get(t, m.ID).Live(w.clock.Now()) {
+		t.Fatal("live with nobody present")
+	}
+
+	// "Je suis disponible": the lease starts, the tokens may be used.
+	until, err := w.svc.StartPresence(ctx, holder2, m.ID, "req-p1")
+	must(t, err)
+	if !until.Equal(w.clock.Now().Add(15*time.Second)) || !w.get(t, m.ID).Live(w.clock.Now()) {
+		t.Fatalf("after StartPresence: lease until %s, live %v", until, w.get(t, m.ID).Live(w.clock.Now()))
+	}
+	w.clock.Advance(10 * time.Second)
+	_, err = w.svc.Heartbeat(ctx, holder2, m.ID)
+	must(t, err)
+
+	// Heartbeats stop: the tokens stop, the delegation goes on.
+	w.clock.Advance(16 * time.Second)
+	if n, err := w.svc.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep after the lease lapsed: %d, %v", n, err)
+	}
+	got := w.get(t, m.ID)
+	if got.State != mandate.StateActive || got.Live(w.clock.Now()) || len(w.revoked.list()) != 0 {
+		t.Fatalf("after the lease lapsed: %+v, revoked %v", got, w.revoked.list())
+	}
+	_, err = w.svc.Heartbeat(ctx, holder2, m.ID)
+	wantErr(t, err, mandate.ErrConflict)
+
+	// Present again, then the page closes: only the lease ends.
+	_, err = w.svc.StartPresence(ctx, holder2, m.ID, "req-p2")
+	must(t, err)
+	if !w.get(t, m.ID).Live(w.clock.Now()) {
+		t.Fatal("not live after the holder started their presence again")
+	}
+	left, err := w.svc.Leave(ctx, holder2, m.ID, "req-l")
+	must(t, err)
+	if left.State != mandate.StateActive || !left.LeaseUntil.Equal(w.clock.Now()) || left.Live(w.clock.Now()) || left.EndReason != "" {
+		t.Fatalf("after leaving: %+v", left)
+	}
+	_, err = w.svc.Heartbeat(ctx, holder2, m.ID)
+	wantErr(t, err, mandate.ErrConflict)
+	// Leaving again (a second page, a late beacon) changes and records nothing.
+	again, err := w.svc.Leave(ctx, holder2, m.ID, "")
+	must(t, err)
+	if again.Version != left.Version {
+		t.Fatalf("a second leave wrote: version %d → %d", left.Version, again.Version)
+	}
+	if n, err := w.svc.Sweep(ctx); err != nil || n != 0 {
+		t.Fatalf("sweep after leaving: %d, %v", n, err)
+	}
+
+	// Nobody else starts or ends the holder's presence.
+	_, err = w.svc.StartPresence(ctx, holder1, m.ID, "")
+	wantErr(t, err, mandate.ErrNotFound)
+	_, err = w.svc.Leave(ctx, holder1, m.ID, "")
+	wantErr(t, err, mandate.ErrNotFound)
+	// A presence step whose record fails does not happen.
+	w.rec.failing.Store(true)
+	_, err = w.svc.StartPresence(ctx, holder2, m.ID, "")
+	w.rec.failing.Store(false)
+	if err == nil || w.get(t, m.ID).Version != left.Version {
+		t.Fatalf("StartPresence without its record: %v, version %d", err, w.get(t, m.ID).Version)
+	}
+
+	// The window closes: expiry, as for any mandate.
+	_, err = w.svc.StartPresence(ctx, holder2, m.ID, "req-p3")
+	must(t, err)
+	w.clock.Advance(to.Sub(w.clock.Now()))
+	if n, err := w.svc.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("sweep at the window's end: %d, %v", n, err)
+	}
+	if got := w.get(t, m.ID); got.State != mandate.StateEnded || got.EndReason != mandate.EndedByExpiry {
+		t.Fatalf("after the window: %+v", got)
+	}
+	if !slices.Equal(w.revoked.list(), []string{"grant-d"}) {
+		t.Fatalf("revoked = %v", w.revoked.list())
+	}
+	_, err = w.svc.StartPresence(ctx, holder2, m.ID, "")
+	wantErr(t, err, mandate.ErrConflict)
+
+	h2, h1, col := "holder:"+holder2, "holder:"+holder1, "staff:"+colleague
+	wantEvents(t, w.mandateEvents(t, m.ID), []ev{
+		{audit.ActionMandateRequested, audit.OutcomeSuccess, col, ""},
+		{audit.ActionMandateApproved, audit.OutcomeSuccess, h2, ""},
+		denied(h2, "start presence refused: outside the delegation's window"),
+		{audit.ActionMandateActivated, audit.OutcomeSuccess, col, ""},
+		{audit.ActionMandatePresence, audit.OutcomeSuccess, h2, ""},
+		{audit.ActionMandatePresence, audit.OutcomeSuccess, h2, ""},
+		{audit.ActionMandatePresenceEnded, audit.OutcomeSuccess, h2, ""},
+		denied(h1, "start presence refused: not the holder of this mandate"),
+		denied(h1, "end presence refused: not the holder of this mandate"),
+		{audit.ActionMandatePresence, audit.OutcomeSuccess, h2, ""},
+		{audit.ActionMandateEnded, audit.OutcomeSuccess, "system:", "ended by expiry"},
+		denied(h2, "start presence refused: the mandate is ended"),
+	})
+}
+
+// TestDelegationApprovedInsideItsWindowStartsPresence: approving inside
+// the window starts the lease at once; a delegation never ends for
+// presence, but "Arrêter maintenant" ends it.
+func TestDelegationApprovedInsideItsWindowStartsPresence(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	now := w.clock.Now()
+	m := w.presenceDelegation(t, now, now.Add(48*time.Hour))
+	m, err := w.svc.Approve(ctx, holder2, m.ID, mandate.Approval{})
+	must(t, err)
+	if !m.LeaseUntil.Equal(now.Add(15*time.Second)) || !m.Live(now) {
+		t.Fatalf("approved inside its window: %+v", m)
+	}
+	_, err = w.svc.Activate(ctx, m.ID, "grant-w", "")
+	must(t, err)
+	w.clock.Advance(15 * time.Second)
+	for _, by := range []mandate.Actor{{Kind: "system"}, {Kind: "holder", ID: holder2}} {
+		_, err = w.svc.End(ctx, m.ID, mandate.EndedByPresence, by, "")
+		wantErr(t, err, mandate.ErrConflict)
+	}
+	if got := w.get(t, m.ID); got.State != mandate.StateActive {
+		t.Fatalf("a delegation ended for presence: %+v", got)
+	}
+	ended, err := w.svc.End(ctx, m.ID, mandate.EndedByHolder, mandate.Actor{Kind: "holder", ID: holder2}, "")
+	must(t, err)
+	if ended.State != mandate.StateEnded || ended.EndReason != mandate.EndedByHolder || !slices.Equal(w.revoked.list(), []string{"grant-w"}) {
+		t.Fatalf("stopped: %+v, revoked %v", ended, w.revoked.list())
+	}
+	_, err = w.svc.Leave(ctx, holder2, m.ID, "")
+	wantErr(t, err, mandate.ErrConflict)
+}
+
+// TestPresenceStartsOnlyForDelegationsThatNeedIt: a session's lease never
+// starts again (its lapse ends it); a relaxed delegation has no lease.
+func TestPresenceStartsOnlyForDelegationsThatNeedIt(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	s := w.active(t, "grant-s")
+	w.clock.Advance(16 * time.Second)
+	_, err := w.svc.StartPresence(ctx, holder1, s.ID, "")
+	wantErr(t, err, mandate.ErrConflict)
+	if got := w.get(t, s.ID); got.Version != s.Version || got.Live(w.clock.Now()) {
+		t.Fatalf("a lapsed session started again: %+v", got)
+	}
+	_, err = w.svc.SetPolicy(ctx, mandate.Actor{Kind: "staff", ID: admin}, mandate.Policy{
+		StructureID: structure1, AllowedScopes: []string{mandate.ScopeMailRead},
+		MaxSessionDuration: time.Hour, MaxDelegationDuration: 14 * 24 * time.Hour, AllowRelaxedPresence: true,
+	})
+	must(t, err)
+	r := w.request(t, mandate.Request{
+		Kind: mandate.KindDelegation, StructureID: structure1, HolderID: holder2, DelegateID: colleague, ClientID: client,
+		Scopes: []string{mandate.ScopeMailRead}, PurposeCategory: mandate.PurposeAbsence,
+		Presence: mandate.PresenceRelaxed, NotBefore: w.clock.Now(), NotAfter: w.clock.Now().Add(24 * time.Hour),
+	})
+	r, err = w.svc.Approve(ctx, holder2, r.ID, mandate.Approval{})
+	must(t, err)
+	_, err = w.svc.StartPresence(ctx, holder2, r.ID, "")
+	wantErr(t, err, mandate.ErrConflict)
+	_, err = w.svc.Leave(ctx, holder2, r.ID, "")
+	wantErr(t, err, mandate.ErrConflict)
+	if got := w.get(t, r.ID); got.Version != r.Version || !got.LeaseUntil.IsZero() || !got.Live(w.clock.Now()) {
+		t.Fatalf("a relaxed delegation changed: %+v", got)
+	}
+	wantEvents(t, w.mandateEvents(t, r.ID)[2:], []ev{
+		denied("holder:"+holder2, "start presence refused: the mandate needs no presence"),
+		denied("holder:"+holder2, "end presence refused: the mandate needs no presence"),
+	})
 }

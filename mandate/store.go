@@ -41,7 +41,12 @@ type Store interface {
 	ListMandates(ctx context.Context, q Query) ([]Mandate, error)
 	// DueMandates lists up to limit mandates a sweep at now must move:
 	// requested with AnswerBy <= now; approved or active with NotAfter <=
-	// now; approved or active, presence required, with LeaseUntil <= now.
+	// now; sessions approved or active, presence required, with LeaseUntil
+	// <= now (or no lease). A delegation whose lease lapsed is not due: it
+	// lives until its window closes, its tokens gated by Live.
+	//
+	// CreateMandate, UpdateMandate and the readers keep every field,
+	// ConsentReceipt's bytes exactly (nil when empty).
 	DueMandates(ctx context.Context, now time.Time, limit int) ([]Mandate, error)
 	// GetPolicy returns a structure's policy; ErrNotFound when it has none
 	// (callers use DefaultPolicy then).

@@ -78,6 +78,14 @@ func strOf(s *string) string {
 	return *s
 }
 
+// bytesOrNil stores and reads empty bytes as NULL / nil.
+func bytesOrNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 type mandateRow struct {
 	ID              string `gorm:"primaryKey"`
 	Kind            string
@@ -101,6 +109,7 @@ type mandateRow struct {
 	GrantID         string
 	ConsentVersion  string
 	ConsentHash     string
+	ConsentReceipt  []byte
 	LeaseUntil      *time.Time
 	CreatedAt       time.Time `gorm:"autoCreateTime:false"`
 	DecidedAt       *time.Time
@@ -120,9 +129,9 @@ func newMandateRow(m mandate.Mandate) mandateRow {
 		DurationNS: int64(m.Duration),
 		NotBefore:  timePtr(m.NotBefore), NotAfter: timePtr(m.NotAfter), AnswerBy: timePtr(m.AnswerBy),
 		State: string(m.State), EndReason: string(m.EndReason), EndedBy: m.EndedBy, GrantID: m.GrantID,
-		ConsentVersion: m.ConsentVersion, ConsentHash: m.ConsentHash, LeaseUntil: timePtr(m.LeaseUntil),
-		CreatedAt: utc(m.CreatedAt), DecidedAt: timePtr(m.DecidedAt), ActivatedAt: timePtr(m.ActivatedAt),
-		EndedAt: timePtr(m.EndedAt), Version: m.Version,
+		ConsentVersion: m.ConsentVersion, ConsentHash: m.ConsentHash, ConsentReceipt: bytesOrNil(m.ConsentReceipt),
+		LeaseUntil: timePtr(m.LeaseUntil), CreatedAt: utc(m.CreatedAt), DecidedAt: timePtr(m.DecidedAt),
+		ActivatedAt: timePtr(m.ActivatedAt), EndedAt: timePtr(m.EndedAt), Version: m.Version,
 	}
 }
 
@@ -136,8 +145,8 @@ func (r mandateRow) toMandate() mandate.Mandate {
 		NotBefore: timeOf(r.NotBefore), NotAfter: timeOf(r.NotAfter), AnswerBy: timeOf(r.AnswerBy),
 		State: mandate.State(r.State), EndReason: mandate.EndReason(r.EndReason), EndedBy: r.EndedBy,
 		GrantID: r.GrantID, ConsentVersion: r.ConsentVersion, ConsentHash: r.ConsentHash,
-		LeaseUntil: timeOf(r.LeaseUntil), CreatedAt: r.CreatedAt.UTC(), DecidedAt: timeOf(r.DecidedAt),
-		ActivatedAt: timeOf(r.ActivatedAt), EndedAt: timeOf(r.EndedAt), Version: r.Version,
+		ConsentReceipt: bytesOrNil(r.ConsentReceipt), LeaseUntil: timeOf(r.LeaseUntil), CreatedAt: r.CreatedAt.UTC(),
+		DecidedAt: timeOf(r.DecidedAt), ActivatedAt: timeOf(r.ActivatedAt), EndedAt: timeOf(r.EndedAt), Version: r.Version,
 	}
 }
 
@@ -277,19 +286,21 @@ func (s *Store) ListMandates(ctx context.Context, q mandate.Query) ([]mandate.Ma
 }
 
 // DueMandates lists up to limit (clamped to 1..500) mandates a sweep at now
-// must move, oldest first. A time that is not set counts as the distant
-// past, as the zero time.Time does: a live presence mandate without a lease
-// is due.
+// must move, oldest first: unanswered requests, closed windows, and
+// sessions whose presence lease lapsed (never delegations: a delegation
+// outlives its lease). A time that is not set counts as the distant past,
+// as the zero time.Time does: a live presence session without a lease is
+// due.
 func (s *Store) DueMandates(ctx context.Context, now time.Time, limit int) ([]mandate.Mandate, error) {
 	now = utc(now)
 	var rows []mandateRow
 	err := s.r(ctx).Where(
 		"(state = ? AND (answer_by IS NULL OR answer_by <= ?))"+
 			" OR (state IN ? AND (not_after IS NULL OR not_after <= ?))"+
-			" OR (state IN ? AND presence = ? AND (lease_until IS NULL OR lease_until <= ?))",
+			" OR (state IN ? AND kind = ? AND presence = ? AND (lease_until IS NULL OR lease_until <= ?))",
 		string(mandate.StateRequested), now,
 		liveStates, now,
-		liveStates, string(mandate.PresenceRequired), now).
+		liveStates, string(mandate.KindSession), string(mandate.PresenceRequired), now).
 		Order("created_at, id").Limit(clampLimit(limit)).Find(&rows).Error
 	if err != nil {
 		return nil, s.wrap(err, "list due mandates")

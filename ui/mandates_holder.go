@@ -2,7 +2,9 @@ package ui
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +37,7 @@ type HolderMandates interface {
 	Refuse(ctx context.Context, holderID, hmMandateID, hmRequestID string) (mandate.Mandate, error)
 	End(ctx context.Context, hmMandateID string, reason mandate.EndReason, by mandate.Actor, hmRequestID string) (mandate.Mandate, error)
 	Heartbeat(ctx context.Context, holderID, hmMandateID string) (time.Time, error)
+	StartPresence(ctx context.Context, holderID, hmMandateID, hmRequestID string) (time.Time, error)
 	Leave(ctx context.Context, holderID, hmMandateID, hmRequestID string) (mandate.Mandate, error)
 	List(ctx context.Context, q mandate.Query) ([]mandate.Mandate, error)
 }
@@ -54,12 +57,13 @@ type HolderMandateConfig struct {
 
 // HolderMandatePages are the holder's side of mandates, on their phone:
 // the RFC 8628 verification page where they type the user code (GET/POST
-// /device), the approval card, the live session page that keeps the
-// presence lease alive (presence.js: heartbeats, and a beacon when the page
-// is closed), the list of their mandates with a one-tap stop, and the
-// printable consent receipt. Every route checks that the signed-in holder
-// is the mandate's holder; anyone else gets "not found", and nothing
-// changes.
+// /device), the approval card, the live page that keeps the presence lease
+// alive (presence.js: heartbeats, and a beacon when the page is closed; for
+// a colleague's delegation, a "Je suis disponible" button that starts the
+// lease again), the list of their mandates with a one-tap stop, and the
+// printable consent receipt as it was approved. Every route checks that
+// the signed-in holder is the mandate's holder; anyone else gets "not
+// found", and nothing changes.
 type HolderMandatePages struct {
 	u     *UI
 	svc   HolderMandates
@@ -102,6 +106,7 @@ func (hm *HolderMandatePages) Register(e *echo.Echo) {
 	e.POST("/holder/mandates/:id/refuse", hm.refuse)
 	e.GET("/holder/mandates/:id/live", hm.livePage)
 	e.POST("/holder/mandates/:id/end", hm.end)
+	e.POST("/holder/mandates/:id/presence", hm.startPresence)
 	e.POST("/holder/mandates/:id/heartbeat", hm.heartbeat)
 	e.POST("/holder/mandates/:id/leave", hm.leave)
 	e.GET("/holder/mandates/:id/receipt", hm.receiptPage)
@@ -269,7 +274,9 @@ type hmView struct {
 	AnswerBy   string
 	Presence   bool // the holder's presence is required
 	Waiting    bool // requested, still answerable
-	Live       bool // approved or active, inside its window, lease alive
+	Live       bool // under way (hmLive); a delegation for its whole window
+	Paused     bool // a delegation under way waiting for the holder's presence (hmPaused)
+	Soon       bool // a delegation approved ahead of its window
 	CanStop    bool
 	HasReceipt bool
 	Asked      string // date asked
@@ -358,17 +365,37 @@ func (v *hmViewer) duration(d time.Duration) string {
 	return v.tr("hm.duration.minutes", int(d.Round(time.Minute)/time.Minute))
 }
 
-// hmLive reports whether tokens may exist for m now, as far as the holder
-// should be told: approved or active, before its end, and with a lease
-// that has not lapsed when presence is required.
+// hmLive reports whether m is under way, as far as the holder should be
+// told: approved or active, inside its window, and — for a session that
+// needs presence — with a lease alive (a session ends when its lease
+// lapses). A delegation lives for its whole window: presence gates only
+// its tokens (hmPaused).
 func hmLive(m mandate.Mandate, now time.Time) bool {
 	if m.State != mandate.StateApproved && m.State != mandate.StateActive {
+		return false
+	}
+	if !m.NotBefore.IsZero() && now.Before(m.NotBefore) {
 		return false
 	}
 	if !m.NotAfter.IsZero() && !now.Before(m.NotAfter) {
 		return false
 	}
+	if m.Kind == mandate.KindDelegation {
+		return true
+	}
 	return m.Presence != mandate.PresenceRequired || m.Present(now)
+}
+
+// hmPaused reports whether m is a delegation under way that needs the
+// holder's presence and has no lease alive: its tokens do not work.
+func hmPaused(m mandate.Mandate, now time.Time) bool {
+	return m.Kind == mandate.KindDelegation && m.Presence == mandate.PresenceRequired && hmLive(m, now) && !m.Present(now)
+}
+
+// hmSoon reports whether m is a delegation approved ahead of its window.
+func hmSoon(m mandate.Mandate, now time.Time) bool {
+	return m.Kind == mandate.KindDelegation && (m.State == mandate.StateApproved || m.State == mandate.StateActive) &&
+		now.Before(m.NotBefore)
 }
 
 func (v *hmViewer) view(m mandate.Mandate) hmView {
@@ -408,7 +435,7 @@ func (v *hmViewer) view(m mandate.Mandate) hmView {
 		mv.AnswerBy = v.when(m.AnswerBy)
 	}
 	mv.Waiting = m.State == mandate.StateRequested && v.now.Before(m.AnswerBy)
-	mv.Live = hmLive(m, v.now)
+	mv.Live, mv.Paused, mv.Soon = hmLive(m, v.now), hmPaused(m, v.now), hmSoon(m, v.now)
 	mv.CanStop = m.State == mandate.StateApproved || m.State == mandate.StateActive
 	if m.State == mandate.StateEnded {
 		if m.EndReason.Valid() {
@@ -510,7 +537,8 @@ func (hm *HolderMandatePages) refuse(c echo.Context) error {
 // --- the live page and the presence lease -------------------------------------------
 
 type hmLiveData struct {
-	M hmView
+	M        hmView
+	TitleKey string
 	// Until is the end time in words; Remaining the seconds left at render
 	// time, and RemainingText the same as the countdown shows it.
 	Until         string
@@ -519,6 +547,8 @@ type hmLiveData struct {
 	Script        string
 	HeartbeatMS   int64
 	Events        string // the event stream's URL, "" when there is none
+	// Starts is when a delegation approved ahead of its window starts.
+	Starts string
 }
 
 func (hm *HolderMandatePages) livePage(c echo.Context) error {
@@ -531,7 +561,16 @@ func (hm *HolderMandatePages) livePage(c echo.Context) error {
 	}
 	pg := hm.u.newPage(c)
 	v := hm.newViewer(c, pg.Lang)
-	d := hmLiveData{M: v.view(m)}
+	d := hmLiveData{M: v.view(m), TitleKey: "hm.live.title.over"}
+	switch {
+	case d.M.Live && d.M.Session:
+		d.TitleKey = "hm.live.title.session"
+	case d.M.Live:
+		d.TitleKey = "hm.live.title.delegation"
+	case d.M.Soon:
+		d.TitleKey = "hm.live.title.soon"
+		d.Starts = v.when(m.NotBefore)
+	}
 	if d.M.Live {
 		left := m.NotAfter.Sub(v.now)
 		d.Until = v.when(m.NotAfter)
@@ -582,6 +621,26 @@ func (hm *HolderMandatePages) end(c echo.Context) error {
 	}
 	if fromList {
 		return c.Redirect(http.StatusSeeOther, "/holder/mandates?done="+done)
+	}
+	return c.Redirect(http.StatusSeeOther, back)
+}
+
+// startPresence is the "Je suis disponible" button of a delegation that
+// needs the holder's presence: it starts the lease again, and the live
+// page beats on. A delegation that cannot start (over, outside its window)
+// shows its live page as it is.
+func (hm *HolderMandatePages) startPresence(c echo.Context) error {
+	back := hmBase(c.Param("id")) + "/live"
+	p, m, ok, err := hm.mine(c, back)
+	if !ok {
+		return err
+	}
+	_, err = hm.svc.StartPresence(c.Request().Context(), p.ID, m.ID, hmRequestID(c))
+	switch {
+	case errors.Is(err, mandate.ErrNotFound):
+		return hm.notFound(c)
+	case err != nil && !errors.Is(err, mandate.ErrConflict):
+		return hm.u.internalError(c, err)
 	}
 	return c.Redirect(http.StatusSeeOther, back)
 }
@@ -645,10 +704,14 @@ func (hm *HolderMandatePages) leave(c echo.Context) error {
 	return hmLeaseAnswer(c, m.LeaseUntil)
 }
 
-// hmStateJSON is one event of the live page's stream.
+// hmStateJSON is one event of the live page's stream. Live: tokens work
+// (mandate.Mandate.Live). Over: nothing more will happen (ended, refused,
+// lapsed, past its window, or a session whose lease lapsed); a delegation
+// that is neither live nor over waits for the holder's presence.
 type hmStateJSON struct {
 	State      string `json:"state"`
 	Live       bool   `json:"live"`
+	Over       bool   `json:"over"`
 	LeaseUntil string `json:"lease_until,omitempty"`
 }
 
@@ -686,12 +749,14 @@ func (hm *HolderMandatePages) events(c echo.Context) error {
 		return rc.Flush()
 	}
 	send := func(m mandate.Mandate) (bool, error) {
-		s := hmStateJSON{State: string(m.State), Live: hmLive(m, hm.cfg.Clock.Now())}
+		now := hm.cfg.Clock.Now()
+		s := hmStateJSON{State: string(m.State), Live: m.Live(now),
+			Over: !hmLive(m, now) && !hmSoon(m, now) && m.State != mandate.StateRequested}
 		if !m.LeaseUntil.IsZero() {
 			s.LeaseUntil = m.LeaseUntil.UTC().Format(time.RFC3339)
 		}
 		b, _ := json.Marshal(s)
-		return s.Live || m.State == mandate.StateRequested, write("event: state\ndata: " + string(b) + "\n\n")
+		return !s.Over, write("event: state\ndata: " + string(b) + "\n\n")
 	}
 	more, err := send(m)
 	if err != nil || !more {
@@ -791,11 +856,17 @@ type hmReceiptData struct {
 	Text     []string // the consent text the holder approved, by line; nil when unknown
 	Hash     string
 	QR       template.URL
-	// Canonical is the receipt's canonical JSON, whose SHA-256 is Hash,
-	// when it can be rebuilt (nobody was renamed since): "" otherwise.
+	// Canonical is the receipt's canonical JSON as stored at approval,
+	// whose SHA-256 is Hash; "" when the stored bytes do not verify (the
+	// page then says so and shows what the mandate says today).
 	Canonical string
 }
 
+// receiptPage shows the receipt as the holder approved it: the canonical
+// bytes stored at approval, checked against the consent hash (which the
+// audit log holds) and read back, so that renaming the holder, the
+// delegate or the structure since changes neither what it says nor its
+// hash.
 func (hm *HolderMandatePages) receiptPage(c echo.Context) error {
 	p, m, ok, err := hm.mine(c, c.Request().RequestURI)
 	if !ok {
@@ -807,14 +878,19 @@ func (hm *HolderMandatePages) receiptPage(c echo.Context) error {
 	pg := hm.u.newPage(c)
 	v := hm.newViewer(c, pg.Lang)
 	d := hmReceiptData{M: v.view(m), Holder: p.DisplayName, Version: m.ConsentVersion, Hash: m.ConsentHash}
-	if !m.DecidedAt.IsZero() {
-		d.Approved = v.when(m.DecidedAt)
+	if r, err := hmStoredReceipt(m); err != nil {
+		hm.u.log.ErrorContext(c.Request().Context(), "consent receipt", "mandate_id", m.ID, "err", err)
+		pg.Errors = []fieldError{{Key: "hm.receipt.unverified"}}
+		if !m.DecidedAt.IsZero() {
+			d.Approved = v.when(m.DecidedAt)
+		}
+	} else {
+		d.M = v.receiptView(m, r)
+		d.Holder, d.Version, d.Approved = r.HolderName, r.Version, v.when(r.ApprovedAt)
+		d.Canonical = string(m.ConsentReceipt)
 	}
-	if text, ok := mandate.ConsentText(m.ConsentVersion, pg.Lang); ok {
+	if text, ok := mandate.ConsentText(d.Version, pg.Lang); ok {
 		d.Text = strings.Split(strings.TrimSpace(text), "\n")
-	}
-	if r, ok := hm.rebuild(c.Request().Context(), m, v); ok && r.Hash() == m.ConsentHash {
-		d.Canonical = string(r.Canonical())
 	}
 	code, err := qr.Encode(hmReceiptTarget(m.ConsentHash), qr.M)
 	if err != nil {
@@ -826,20 +902,47 @@ func (hm *HolderMandatePages) receiptPage(c echo.Context) error {
 	return hm.u.render(c, http.StatusOK, "mandate-receipt.html", pg)
 }
 
-// rebuild builds m's receipt again from what the directory says today.
-func (hm *HolderMandatePages) rebuild(ctx context.Context, m mandate.Mandate, v *hmViewer) (mandate.Receipt, bool) {
-	if hm.dir == nil || m.DecidedAt.IsZero() {
-		return mandate.Receipt{}, false
+// hmStoredReceipt reads back m's receipt as stored at approval, after
+// checking that its bytes hash to m.ConsentHash and name m.
+func hmStoredReceipt(m mandate.Mandate) (mandate.Receipt, error) {
+	if len(m.ConsentReceipt) == 0 {
+		return mandate.Receipt{}, errors.New("no stored receipt")
 	}
-	holder, err := hm.dir.Holder(ctx, m.StructureID, m.HolderID)
+	sum := sha256.Sum256(m.ConsentReceipt)
+	if hex.EncodeToString(sum[:]) != m.ConsentHash {
+		return mandate.Receipt{}, errors.New("the stored receipt does not hash to the consent hash")
+	}
+	r, err := mandate.ParseReceipt(m.ConsentReceipt)
 	if err != nil {
-		return mandate.Receipt{}, false
+		return mandate.Receipt{}, err
 	}
-	delegate, err := hm.dir.Delegate(ctx, m.DelegateID)
-	if err != nil {
-		return mandate.Receipt{}, false
+	if r.MandateID != m.ID {
+		return mandate.Receipt{}, fmt.Errorf("the stored receipt is mandate %q's", r.MandateID)
 	}
-	return mandate.NewReceipt(m, holder, delegate, v.structure(m.StructureID), m.ConsentVersion, m.DecidedAt), true
+	return r, nil
+}
+
+// receiptView is m as its receipt says it was approved (who, what, for
+// how long, why, with the names of then), in its state of today.
+func (v *hmViewer) receiptView(m mandate.Mandate, r mandate.Receipt) hmView {
+	as := m
+	as.Kind, as.Mailbox, as.Purpose, as.PurposeCategory, as.Presence = r.Kind, r.Mailbox, r.Purpose, r.PurposeCategory, r.Presence
+	as.Scopes = nil
+	for _, s := range mandate.Scopes() { // in catalogue order, as the card showed them
+		for _, rs := range r.Scopes {
+			if rs.Name == s.Name {
+				as.Scopes = append(as.Scopes, s.Name)
+			}
+		}
+	}
+	as.Exclusions = r.Exclusions
+	as.NotBefore, as.NotAfter = r.NotBefore, r.NotAfter
+	mv := v.view(as)
+	mv.Delegate, mv.Structure = r.DelegateName, r.StructureName
+	if mv.Delegate == "" {
+		mv.Delegate = v.tr("hm.someone")
+	}
+	return mv
 }
 
 // hmReceiptTarget is what the receipt's QR code holds: the approval event's

@@ -423,7 +423,7 @@ func TestAnotherHolderGetsNotFoundOnEveryRouteAndChangesNothing(t *testing.T) {
 				mustContain(t, text(page), "Demande introuvable")
 			}
 		}
-		for _, p := range []string{"approve", "refuse", "end"} {
+		for _, p := range []string{"approve", "refuse", "end", "presence"} {
 			if resp, _ := jean.post("/holder/mandates/"+id+"/"+p, url.Values{"include_personal": {"1"}}); resp.StatusCode != http.StatusNotFound {
 				t.Errorf("POST %s of another holder: %d", p, resp.StatusCode)
 			}
@@ -731,4 +731,339 @@ func TestDelegationCardShowsTheAbsenceWindowInBothLanguages(t *testing.T) {
 		"Cover during an absence", "Read messages", "Allow", "Refuse")
 	_, page = marie.get("/holder/mandates?lang=en")
 	mustContain(t, text(page), "My access", "Waiting for your answer", "See the request and answer")
+}
+
+// delegation asks, as the env's mediator, for a colleague's delegation on
+// holderID's mailbox that needs the holder's presence, for from..to.
+func (e *mandateEnv) delegation(holderID string, from, to time.Time) mandate.Mandate {
+	e.t.Helper()
+	m, err := e.svc.Request(e.t.Context(), mandate.Request{Kind: mandate.KindDelegation, StructureID: e.staff.StructureID,
+		HolderID: holderID, DelegateID: e.staff.ID, ClientID: e.client, Scopes: []string{mandate.ScopeMailRead}, Purpose: "Congés",
+		PurposeCategory: mandate.PurposeAbsence, Presence: mandate.PresenceRequired, NotBefore: from, NotAfter: to})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// signInAgain gives b a fresh session (after the clock moved past the
+// last one's lifetime).
+func (b *holderBrowser) signInAgain() {
+	b.e.t.Helper()
+	cookie, _, err := b.e.people.StartSession(b.e.t.Context(), people.HolderPrincipal(b.holder))
+	if err != nil {
+		b.e.t.Fatal(err)
+	}
+	u, _ := url.Parse(b.e.url)
+	b.jar.SetCookies(u, []*http.Cookie{{Name: ui.DefaultCookieName, Value: cookie, Path: "/"}})
+}
+
+func (e *mandateEnv) sweep() {
+	e.t.Helper()
+	if n, err := e.svc.Sweep(e.t.Context()); err != nil || n != 0 {
+		e.t.Fatalf("sweep moved %d mandates (%v), want none", n, err)
+	}
+}
+
+// events counts the audit events of a mandate with an action.
+func (e *mandateEnv) events(id string, action audit.Action) int {
+	e.t.Helper()
+	page, err := e.log.Log.Query(e.t.Context(), audit.Filter{MandateID: id, Action: action})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(page.Events)
+}
+
+// TestDelegationLivesForItsWindowAndPresenceOnlyGatesItsTokens: a
+// colleague's delegation that needs the holder's presence, approved ahead
+// of its window, shows when it starts; inside its window it waits for "Je
+// suis disponible", beats while the page is open, pauses when the page
+// closes or the heartbeats stop — without ending — and ends only when the
+// holder presses "Arrêter maintenant".
+func TestDelegationLivesForItsWindowAndPresenceOnlyGatesItsTokens(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	from := e.clock.Now().Add(24 * time.Hour)
+	m := e.delegation(marie.holder.ID, from, from.Add(5*24*time.Hour))
+	base := "/holder/mandates/" + m.ID
+	marie.get(base + "/approve")
+	resp, _ := marie.post(base+"/approve", nil)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != base+"/live" {
+		t.Fatalf("approve: %d %s", resp.StatusCode, location(resp))
+	}
+	if got := e.mandate(m.ID); got.State != mandate.StateApproved || !got.LeaseUntil.IsZero() {
+		t.Fatalf("approved ahead of its window: %+v", got)
+	}
+
+	// Ahead of its window: when it starts, and the stop button.
+	_, page := marie.get(base + "/live")
+	mustContain(t, text(page), "Délégation prévue", "Agent Durand (Mairie de Trifouillis) peut agir sur votre boîte mail.",
+		"La délégation commence le 5 mars 2030 à 11:00 et se termine le 10 mars 2030 à 11:00.",
+		"revenez sur cette page quand vous êtes disponible", "Arrêter maintenant")
+	if strings.Contains(page, base+"/presence") || strings.Contains(page, "data-heartbeat") {
+		t.Error("a delegation ahead of its window offers to start presence or beats")
+	}
+	_, page = marie.get(base + "/live?lang=en")
+	mustContain(t, text(page), "Delegation planned", "The delegation starts on 5 March 2030 at 11:00 and ends on 10 March 2030 at 11:00.")
+	marie.get(base + "/live?lang=fr") // the language sticks: back to French
+
+	// Inside its window, nobody present: it goes on, paused; no token works.
+	e.clock.Advance(24 * time.Hour)
+	marie.signInAgain()
+	e.sweep()
+	if got := e.mandate(m.ID); got.State != mandate.StateApproved || got.Live(e.clock.Now()) {
+		t.Fatalf("inside its window before any presence: %+v", got)
+	}
+	_, page = marie.get(base + "/live")
+	mustContain(t, text(page), "Délégation en cours", "L'accès est suspendu : votre présence est demandée.", "Je suis disponible", "Arrêter maintenant")
+	mustContain(t, page, `action="`+base+`/presence"`, `data-kind="delegation"`, `data-paused="1"`, `<div id="presence-running" hidden>`,
+		`<div id="presence-paused">`, `<script src="/static/presence-`, `action="`+base+`/end"`)
+	_, page = marie.get("/holder/mandates")
+	mustContain(t, page, `href="`+base+`/live"`)
+
+	// "Je suis disponible": the lease starts, the page beats.
+	resp, _ = marie.post(base+"/presence", nil)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != base+"/live" {
+		t.Fatalf("presence: %d %s", resp.StatusCode, location(resp))
+	}
+	if got := e.mandate(m.ID); !got.LeaseUntil.Equal(e.clock.Now().Add(15*time.Second)) || !got.Live(e.clock.Now()) {
+		t.Fatalf("after \"Je suis disponible\": %+v", got)
+	}
+	_, page = marie.get(base + "/live")
+	mustContain(t, text(page), "Délégation en cours", "Temps restant", "Gardez cette page ouverte tant que vous êtes disponible.")
+	mustContain(t, page, `data-heartbeat="`+base+`/heartbeat"`, `<div id="presence-paused" hidden>`, `<div id="presence-running">`)
+	if strings.Contains(page, `data-paused="1"`) {
+		t.Error("a present delegation's page starts paused")
+	}
+	e.clock.Advance(5 * time.Second)
+	if resp, doc := marie.script(base + "/heartbeat"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("heartbeat: %d %v", resp.StatusCode, doc)
+	}
+
+	// The page closes: only the lease ends.
+	resp, doc := marie.script(base + "/leave")
+	if resp.StatusCode != http.StatusOK || doc["lease_until"] != e.clock.Now().UTC().Format(time.RFC3339) {
+		t.Fatalf("leave: %d %v", resp.StatusCode, doc)
+	}
+	if got := e.mandate(m.ID); got.State != mandate.StateApproved || got.EndReason != "" || got.Live(e.clock.Now()) {
+		t.Fatalf("after leaving: %+v", got)
+	}
+	if resp, _ := marie.script(base + "/heartbeat"); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("heartbeat after leaving: %d", resp.StatusCode)
+	}
+	_, page = marie.get(base + "/live")
+	mustContain(t, page, `data-paused="1"`, "Je suis disponible")
+
+	// Heartbeats stop: paused, not ended, whatever the sweep does.
+	marie.post(base+"/presence", nil)
+	e.clock.Advance(16 * time.Second)
+	e.sweep()
+	if got := e.mandate(m.ID); got.State != mandate.StateApproved || got.Live(e.clock.Now()) {
+		t.Fatalf("after missed heartbeats: %+v", got)
+	}
+	if resp, _ := marie.script(base + "/heartbeat"); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("heartbeat after the lapse: %d", resp.StatusCode)
+	}
+	_, page = marie.get(base + "/live")
+	mustContain(t, page, `data-paused="1"`, "Je suis disponible")
+	if n, ended := e.events(m.ID, audit.ActionMandatePresence), e.events(m.ID, audit.ActionMandatePresenceEnded); n != 2 || ended != 1 {
+		t.Fatalf("presence events: %d started, %d ended; want 2 and 1", n, ended)
+	}
+
+	// "Arrêter maintenant" ends the whole delegation.
+	resp, _ = marie.post(base+"/end", nil)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != base+"/live" {
+		t.Fatalf("end: %d %s", resp.StatusCode, location(resp))
+	}
+	ended := e.mandate(m.ID)
+	if ended.State != mandate.StateEnded || ended.EndReason != mandate.EndedByHolder {
+		t.Fatalf("after stop: %+v", ended)
+	}
+	_, page = marie.get(base + "/live")
+	mustContain(t, text(page), "La session est terminée", "Vous l'avez arrêté.")
+	if strings.Contains(page, base+"/presence") {
+		t.Error("an ended delegation offers to start presence")
+	}
+	// Too late to be available: the page says how it is, nothing changes.
+	resp, _ = marie.post(base+"/presence", nil)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != base+"/live" {
+		t.Fatalf("presence after the end: %d %s", resp.StatusCode, location(resp))
+	}
+	if got := e.mandate(m.ID); got.Version != ended.Version {
+		t.Fatalf("presence after the end wrote: %+v", got)
+	}
+}
+
+func TestDelegationApprovedInsideItsWindowGoesLiveAtOnce(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := e.delegation(marie.holder.ID, e.clock.Now(), e.clock.Now().Add(48*time.Hour))
+	base := "/holder/mandates/" + m.ID
+	marie.get(base + "/approve")
+	if resp, _ := marie.post(base+"/approve", nil); location(resp) != base+"/live" {
+		t.Fatalf("approve: %d %s", resp.StatusCode, location(resp))
+	}
+	if got := e.mandate(m.ID); !got.Live(e.clock.Now()) {
+		t.Fatalf("approved inside its window: %+v", got)
+	}
+	_, page := marie.get(base + "/live")
+	mustContain(t, text(page), "Délégation en cours", "Temps restant : 48:00:00", "Arrêter maintenant")
+	mustContain(t, page, `data-heartbeat="`+base+`/heartbeat"`, `data-kind="delegation"`, `<div id="presence-paused" hidden>`)
+}
+
+func TestPresenceButtonNeedsTheHolderTheTokenAndADelegation(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	jean := e.holder("jean.martin@example.org", "Jean Martin")
+	m := e.delegation(marie.holder.ID, e.clock.Now(), e.clock.Now().Add(48*time.Hour))
+	base := "/holder/mandates/" + m.ID
+	marie.get(base + "/approve")
+	marie.post(base+"/approve", nil)
+	marie.script(base + "/leave")
+	paused := e.mandate(m.ID)
+	if paused.Live(e.clock.Now()) {
+		t.Fatalf("not paused: %+v", paused)
+	}
+
+	jean.get("/holder/mandates")
+	if resp, page := jean.post(base+"/presence", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another holder's presence: %d", resp.StatusCode)
+	} else {
+		mustContain(t, text(page), "Demande introuvable")
+	}
+	marie.get(base + "/live")
+	if resp, _ := marie.post(base+"/presence", url.Values{"_csrf": {"not-the-token"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("presence with a wrong token: %d", resp.StatusCode)
+	}
+	if got := e.mandate(m.ID); got.Version != paused.Version || !got.LeaseUntil.Equal(paused.LeaseUntil) {
+		t.Fatalf("refused presence requests changed the delegation: %+v", got)
+	}
+
+	// A session's lease never starts again: its lapse ends it.
+	s := marie.approved(false)
+	e.clock.Advance(16 * time.Second)
+	marie.get("/holder/mandates/" + s.ID + "/live")
+	resp, _ := marie.post("/holder/mandates/"+s.ID+"/presence", nil)
+	if resp.StatusCode != http.StatusSeeOther || location(resp) != "/holder/mandates/"+s.ID+"/live" {
+		t.Fatalf("presence on a session: %d %s", resp.StatusCode, location(resp))
+	}
+	if got := e.mandate(s.ID); got.Version != s.Version || got.Live(e.clock.Now()) {
+		t.Fatalf("a lapsed session started again: %+v", got)
+	}
+}
+
+func TestDelegationStreamPausesAndResumesUntilItIsOver(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := e.delegation(marie.holder.ID, e.clock.Now(), e.clock.Now().Add(48*time.Hour))
+	base := "/holder/mandates/" + m.ID
+	marie.get(base + "/approve")
+	marie.post(base+"/approve", nil)
+	marie.script(base + "/leave")
+
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, e.url+base+"/events", nil)
+	resp, err := marie.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := bufio.NewScanner(resp.Body)
+	next := func() map[string]any {
+		t.Helper()
+		for events.Scan() {
+			if data, ok := strings.CutPrefix(events.Text(), "data: "); ok {
+				var v map[string]any
+				if err := json.Unmarshal([]byte(data), &v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+		}
+		t.Fatalf("the stream closed: %v", events.Err())
+		return nil
+	}
+	want := func(what string, live, over bool) {
+		t.Helper()
+		if v := next(); v["live"] != live || v["over"] != over {
+			t.Fatalf("%s: event %v, want live %v, over %v", what, v, live, over)
+		}
+	}
+	want("paused", false, false)
+	if _, err := e.svc.StartPresence(t.Context(), marie.holder.ID, m.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	want("present", true, false)
+	if _, err := e.svc.Leave(t.Context(), marie.holder.ID, m.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	want("left", false, false)
+	if _, err := e.svc.End(t.Context(), m.ID, mandate.EndedByDelegate, mandate.Actor{Kind: mandate.ActorStaff, ID: e.staff.ID}, ""); err != nil {
+		t.Fatal(err)
+	}
+	want("ended", false, true)
+	for events.Scan() {
+		if strings.HasPrefix(events.Text(), "data:") {
+			t.Errorf("the stream goes on after the end: %q", events.Text())
+		}
+	}
+}
+
+var receiptFacts = regexp.MustCompile(`(?s)<dl class="facts receipt">.*?</dl>`)
+
+// TestReceiptShowsWhatWasApprovedAfterRenames: the receipt page shows the
+// bytes stored at approval — the names of then, the same hash — and says
+// so plainly when the stored bytes no longer match the hash.
+func TestReceiptShowsWhatWasApprovedAfterRenames(t *testing.T) {
+	e := newMandateEnv(t)
+	ctx := t.Context()
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := marie.approved(false)
+	if err := e.store.UpdateHolder(ctx, marie.holder.ID, func(h *people.Holder) error { h.DisplayName = "Marie Leroy"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.UpdateStaff(ctx, e.staff.ID, func(s *people.Staff) error { s.DisplayName = "Agent Martin"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	resp, page := marie.get("/holder/mandates/" + m.ID + "/receipt")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("receipt: %d", resp.StatusCode)
+	}
+	facts := text(receiptFacts.FindString(page))
+	mustContain(t, facts, "Marie Dupont", "Agent Durand, de Mairie de Trifouillis", "Lire les messages", "Envoyer des messages")
+	if strings.Contains(facts, "Marie Leroy") || strings.Contains(facts, "Agent Martin") {
+		t.Errorf("the receipt shows today's names: %s", facts)
+	}
+	if got := receiptHash.FindStringSubmatch(page); got == nil || got[1] != m.ConsentHash {
+		t.Fatalf("receipt hash %v, want %s", got, m.ConsentHash)
+	}
+	data := regexp.MustCompile(`(?s)<details class="noprint">.*?<code>(.*?)</code>`).FindStringSubmatch(page)
+	if data == nil {
+		t.Fatal("no receipt data on the page")
+	}
+	if got := html.UnescapeString(data[1]); got != string(m.ConsentReceipt) {
+		t.Fatalf("receipt data %s\nwant the stored bytes %s", got, m.ConsentReceipt)
+	}
+	if strings.Contains(page, "ne correspondent pas") {
+		t.Error("a sound receipt is said not to match")
+	}
+
+	// Stored bytes that no longer match the hash are not shown as the receipt.
+	if _, err := e.store.UpdateMandate(ctx, m.ID, func(m *mandate.Mandate) error {
+		m.ConsentReceipt = bytes.Replace(m.ConsentReceipt, []byte("Marie Dupont"), []byte("Marie Dupond"), 1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, page = marie.get("/holder/mandates/" + m.ID + "/receipt")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("receipt with altered bytes: %d", resp.StatusCode)
+	}
+	mustContain(t, text(page), "Les données enregistrées de ce reçu ne correspondent pas à son empreinte.")
+	if strings.Contains(page, `<details class="noprint">`) || strings.Contains(page, "Marie Dupond") {
+		t.Error("altered receipt bytes are shown as the receipt")
+	}
+	if got := receiptHash.FindStringSubmatch(page); got == nil || got[1] != m.ConsentHash {
+		t.Fatalf("receipt hash %v, want %s", got, m.ConsentHash)
+	}
 }

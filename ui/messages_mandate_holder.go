@@ -62,6 +62,14 @@ var holderMandateMessages = map[string]msg{
 	"hm.live.receipt":          {"Voir le reçu de mon accord", "See the receipt of my approval"},
 	"hm.live.why":              {"Pourquoi : %s", "Why: %s"},
 
+	"hm.live.title.soon":      {"Délégation prévue", "Delegation planned"},
+	"hm.live.soon":            {"La délégation commence le %s et se termine le %s.", "The delegation starts on %s and ends on %s."},
+	"hm.live.soon.presence":   {"Votre présence est demandée : à partir de ce moment, revenez sur cette page quand vous êtes disponible et appuyez sur « Je suis disponible ».", "Your presence is required: from then on, come back to this page when you are available and press \"I am available\"."},
+	"hm.live.keep.delegation": {"Gardez cette page ouverte tant que vous êtes disponible. Quand vous la fermez, l'accès est suspendu jusqu'à ce que vous appuyiez de nouveau sur « Je suis disponible ».", "Keep this page open while you are available. When you close it, the access is suspended until you press \"I am available\" again."},
+	"hm.live.paused":          {"L'accès est suspendu : votre présence est demandée. Quand vous êtes disponible, appuyez sur le bouton et gardez cette page ouverte. La délégation reste prévue jusqu'au %s.", "The access is suspended: your presence is required. When you are available, press the button and keep this page open. The delegation stays planned until %s."},
+	"hm.live.start":           {"Je suis disponible", "I am available"},
+	"hm.live.lapsed":          {"Votre présence n'est plus confirmée : l'accès est suspendu.", "Your presence is no longer confirmed: the access is suspended."},
+
 	"hm.list.title":      {"Mes accès", "My access"},
 	"hm.list.intro":      {"Les personnes à qui vous avez donné accès à votre boîte mail, et les demandes reçues. Vous pouvez arrêter un accès à tout moment.", "The people you gave access to your mailbox, and the requests you received. You can stop an access at any time."},
 	"hm.list.none":       {"Vous n'avez reçu aucune demande.", "You have received no request."},
@@ -99,6 +107,8 @@ var holderMandateMessages = map[string]msg{
 	"hm.receipt.data.hint": {"L'empreinte ci-dessus est le SHA-256 de ce texte exact.", "The fingerprint above is the SHA-256 of this exact text."},
 	"hm.receipt.none":      {"Il n'y a pas de reçu : cette demande n'a jamais été autorisée.", "There is no receipt: this request was never allowed."},
 	"hm.receipt.print":     {"Pour l'imprimer, utilisez la commande « Imprimer » de votre navigateur.", "To print it, use your browser's \"Print\" command."},
+
+	"hm.receipt.unverified": {"Les données enregistrées de ce reçu ne correspondent pas à son empreinte. Ce qui suit est ce que dit l'autorisation aujourd'hui. Signalez-le à la structure.", "The stored data of this receipt do not match its fingerprint. What follows is what the authorisation says today. Report it to the organisation."},
 
 	"hm.kind.session":    {"Session accompagnée", "Assisted session"},
 	"hm.kind.delegation": {"Délégation pendant une absence", "Delegation during an absence"},

@@ -31,6 +31,9 @@ CREATE TABLE mandates (
     grant_id text NOT NULL DEFAULT '',
     consent_version text NOT NULL DEFAULT '',
     consent_hash text NOT NULL DEFAULT '',
+    -- the receipt's canonical JSON as approved (its SHA-256 is consent_hash);
+    -- NULL until approval.
+    consent_receipt bytea,
     lease_until timestamptz,
     created_at timestamptz NOT NULL,
     decided_at timestamptz,
@@ -45,7 +48,7 @@ CREATE INDEX mandates_delegate_idx ON mandates (delegate_id, created_at, id);
 CREATE INDEX mandates_structure_idx ON mandates (structure_id, created_at, id);
 CREATE INDEX mandates_created_idx ON mandates (created_at, id);
 CREATE INDEX mandates_client_idx ON mandates (client_id);
--- The sweep: unanswered requests, closed windows, lapsed leases.
+-- The sweep: unanswered requests, closed windows, lapsed session leases.
 CREATE INDEX mandates_answer_by_idx ON mandates (state, answer_by);
 CREATE INDEX mandates_not_after_idx ON mandates (state, not_after);
 -- lease_until is deliberately not indexed: a heartbeat changes only that

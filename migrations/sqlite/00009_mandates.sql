@@ -30,6 +30,9 @@ CREATE TABLE mandates (
     grant_id TEXT NOT NULL DEFAULT '',
     consent_version TEXT NOT NULL DEFAULT '',
     consent_hash TEXT NOT NULL DEFAULT '',
+    -- the receipt's canonical JSON as approved (its SHA-256 is consent_hash);
+    -- NULL until approval.
+    consent_receipt BLOB,
     lease_until DATETIME,
     created_at DATETIME NOT NULL,
     decided_at DATETIME,
@@ -44,7 +47,7 @@ CREATE INDEX mandates_delegate_idx ON mandates (delegate_id, created_at, id);
 CREATE INDEX mandates_structure_idx ON mandates (structure_id, created_at, id);
 CREATE INDEX mandates_created_idx ON mandates (created_at, id);
 CREATE INDEX mandates_client_idx ON mandates (client_id);
--- The sweep: unanswered requests, closed windows, lapsed leases.
+-- The sweep: unanswered requests, closed windows, lapsed session leases.
 CREATE INDEX mandates_answer_by_idx ON mandates (state, answer_by);
 CREATE INDEX mandates_not_after_idx ON mandates (state, not_after);
 -- lease_until is deliberately not indexed: a heartbeat changes only that

@@ -53,11 +53,16 @@ func newMandate(id string) mandate.Mandate {
 		Presence: mandate.PresenceRequired, Duration: 30 * time.Minute,
 		NotBefore: t0.Add(-time.Minute), NotAfter: t0.Add(29 * time.Minute), AnswerBy: t0.Add(-time.Minute),
 		State: mandate.StateActive, GrantID: "grant-" + id, ConsentVersion: "2030-01",
-		ConsentHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-		LeaseUntil:  t0.Add(10 * time.Second), CreatedAt: t0.Add(-2 * time.Minute),
+		ConsentHash:    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		ConsentReceipt: receiptBytes,
+		LeaseUntil:     t0.Add(10 * time.Second), CreatedAt: t0.Add(-2 * time.Minute),
 		DecidedAt: t0.Add(-time.Minute), ActivatedAt: t0.Add(-time.Minute + time.Second), Version: 1,
 	}
 }
+
+// receiptBytes stand for a stored consent receipt: they must come back
+// byte for byte (a NUL, bytes that are not UTF-8, a trailing space).
+var receiptBytes = []byte("{\"purpose\":\"Dossier CAF : « attestation »\"}\x00\xff\xfe ")
 
 // requested is a fresh request: no window, no lease, no decision.
 func requested(id string) mandate.Mandate {
@@ -65,7 +70,7 @@ func requested(id string) mandate.Mandate {
 	m.State = mandate.StateRequested
 	m.NotBefore, m.NotAfter, m.LeaseUntil, m.DecidedAt, m.ActivatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	m.AnswerBy = t0.Add(5 * time.Minute)
-	m.GrantID, m.ConsentHash, m.ConsentVersion = "", "", ""
+	m.GrantID, m.ConsentHash, m.ConsentVersion, m.ConsentReceipt = "", "", "", nil
 	return m
 }
 
@@ -175,6 +180,7 @@ func testMandateUpdate(t *testing.T, open Opener) {
 			m.Scopes = []string{mandate.ScopeMailRead}
 			m.ClientID = ""
 			m.ConsentVersion, m.ConsentHash = "2030-02", "abc"
+			m.ConsentReceipt = []byte(`{"version":"2030-02"}`)
 			want = *m
 			return nil
 		})
@@ -185,6 +191,17 @@ func testMandateUpdate(t *testing.T, open Opener) {
 		}
 		if stored := getMandate(t, e, "m"); !reflect.DeepEqual(stored, want) {
 			t.Errorf("stored %+v\nwant   %+v", stored, want)
+		}
+	})
+	t.Run("empty receipt bytes read back as nil", func(t *testing.T) {
+		must(t, e.s.CreateMandate(ctx, requested("empty-receipt")))
+		got, err := e.s.UpdateMandate(ctx, "empty-receipt", func(m *mandate.Mandate) error {
+			m.ConsentReceipt = []byte{}
+			return nil
+		})
+		must(t, err)
+		if got.ConsentReceipt != nil || getMandate(t, e, "empty-receipt").ConsentReceipt != nil {
+			t.Errorf("empty receipt read back as %q", got.ConsentReceipt)
 		}
 	})
 	t.Run("fn's error aborts, returned as is", func(t *testing.T) {
@@ -331,6 +348,15 @@ func testMandateExtendLease(t *testing.T, open Opener) {
 			}
 		}
 	})
+	t.Run("a delegation's lease moves like a session's", func(t *testing.T) {
+		m := newMandate("delegation-beating")
+		m.Kind = mandate.KindDelegation
+		must(t, e.s.CreateMandate(ctx, m))
+		must(t, e.s.ExtendLease(ctx, m.ID, "h1", now, until))
+		if got := getMandate(t, e, m.ID); !got.LeaseUntil.Equal(until) {
+			t.Errorf("delegation lease until %v, want %v", got.LeaseUntil, until)
+		}
+	})
 	t.Run("refusals change nothing", func(t *testing.T) {
 		for i, tt := range []struct {
 			name   string
@@ -432,6 +458,7 @@ func testDueMandates(t *testing.T, open Opener) {
 	add("due-lease-active", func(m *mandate.Mandate) { m.LeaseUntil = past })
 	add("due-lease-approved-now", func(m *mandate.Mandate) { m.State, m.LeaseUntil = mandate.StateApproved, now })
 	add("due-lease-never-started", func(m *mandate.Mandate) { m.State, m.LeaseUntil = mandate.StateApproved, time.Time{} })
+	add("due-window-delegation", func(m *mandate.Mandate) { m.Kind, m.LeaseUntil, m.NotAfter = mandate.KindDelegation, past, now })
 	// Not due.
 	add("live-active", func(m *mandate.Mandate) { m.LeaseUntil, m.NotAfter = future, future })
 	add("live-approved", func(m *mandate.Mandate) { m.State = mandate.StateApproved })
@@ -454,10 +481,18 @@ func testDueMandates(t *testing.T, open Opener) {
 		m.State, m.AnswerBy, m.DecidedAt = mandate.StateUnanswered, past, past
 	})
 	add("ended-lapsed", func(m *mandate.Mandate) { ended(m); m.LeaseUntil, m.NotAfter = past, past })
+	// A delegation outlives its lease: lapsed, ended now, or never started.
+	delegation := func(m *mandate.Mandate) { m.Kind, m.PurposeCategory = mandate.KindDelegation, mandate.PurposeAbsence }
+	add("delegation-lease-lapsed", func(m *mandate.Mandate) { delegation(m); m.LeaseUntil = past })
+	add("delegation-lease-lapses-now", func(m *mandate.Mandate) { delegation(m); m.State, m.LeaseUntil = mandate.StateApproved, now })
+	add("delegation-lease-never-started", func(m *mandate.Mandate) {
+		delegation(m)
+		m.State, m.LeaseUntil, m.NotBefore = mandate.StateApproved, time.Time{}, future
+	})
 
 	wantDue := []string{
 		"due-unanswered", "due-unanswered-now", "due-window-active", "due-window-approved-now", "due-window-relaxed",
-		"due-lease-active", "due-lease-approved-now", "due-lease-never-started",
+		"due-lease-active", "due-lease-approved-now", "due-lease-never-started", "due-window-delegation",
 	}
 	due, err := e.s.DueMandates(ctx, now, 100)
 	must(t, err)

@@ -199,3 +199,111 @@ func TestHolderApprovesOnAPhoneKeepsTheSessionAliveAndEndsIt(t *testing.T) {
 		return m.State == mandate.StateEnded && m.EndReason == mandate.EndedByPresence
 	})
 }
+
+// TestDelegationPausesWhenThePhoneLeavesAndResumesOnIAmAvailable: a
+// colleague's delegation that needs the holder's presence beats while its
+// page is open; when presence lapses elsewhere the page pauses (no token
+// works) without ending; "Je suis disponible" starts it again; closing
+// the page ends only the lease.
+func TestDelegationPausesWhenThePhoneLeavesAndResumesOnIAmAvailable(t *testing.T) {
+	var (
+		hf holdersFeature
+		mf holderMandatesFeature
+	)
+	srv := newServer(t, withHolders(&hf), withHolderMandates(&mf, &hf, 200*time.Millisecond))
+	ctx := t.Context()
+	srv.staff("collegue@trifouillis.fr", "Paul Collègue")
+	colleague, err := srv.store.FindStaffByEmail(ctx, "collegue@trifouillis.fr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := people.Principal{Kind: "staff", ID: colleague.ID, Role: people.RoleMediator, StructureID: colleague.StructureID}
+	res, err := hf.h.Create(ctx, by, colleague.StructureID, people.HolderInput{
+		Mailbox: "claire.martin@trifouillis.fr", DisplayName: "Claire Martin", Email: "claire.perso@example.net",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := res.Holder
+	now := srv.clock.Now()
+	m, err := mf.svc.Request(ctx, mandate.Request{Kind: mandate.KindDelegation, StructureID: colleague.StructureID,
+		HolderID: holder.ID, DelegateID: colleague.ID, ClientID: mf.client, Scopes: []string{mandate.ScopeMailRead},
+		Purpose: "Congés d'été", PurposeCategory: mandate.PurposeAbsence, Presence: mandate.PresenceRequired,
+		NotBefore: now, NotAfter: now.Add(7 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() mandate.Mandate {
+		t.Helper()
+		got, err := mf.svc.Get(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	base := srv.url + "/holder/mandates/" + m.ID
+
+	// The holder signs in on the phone and approves inside the window.
+	b := newTab(t, phone, "fr-FR,fr;q=0.9")
+	b.open(base + "/approve")
+	before := len(hf.smtp.Messages())
+	if status := b.submitByKeyboard("mailbox", "claire.martin@trifouillis.fr"); status != http.StatusOK {
+		t.Fatalf("sign-in step one: %d", status)
+	}
+	if status := b.submitByKeyboard("code", hf.code(t, "claire.perso@example.net", before)); status != http.StatusOK {
+		t.Fatalf("sign-in code: %d: %s", status, b.text("main"))
+	}
+	b.mustSee("main", "Du ", "Remplacement pendant une absence", "Congés d'été")
+	if status := b.press("#allow"); status != http.StatusOK {
+		t.Fatalf("approving answered %d", status)
+	}
+	b.mustSee("h1", "Délégation en cours")
+	b.mustSee("main", "Paul Collègue", "Gardez cette page ouverte tant que vous êtes disponible.", "Arrêter maintenant")
+	b.checkPage("delegation live")
+	srv.clock.Advance(10 * time.Second)
+	eventually(t, "a heartbeat moves the lease past the server's new time", func() bool {
+		return get().LeaseUntil.After(srv.clock.Now().Add(10 * time.Second))
+	})
+
+	// Presence ends elsewhere (another page of the holder closed): the
+	// page pauses, the delegation goes on.
+	if _, err := mf.svc.Leave(ctx, holder.ID, m.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS("#start"))); err != nil {
+		t.Fatal(err)
+	}
+	b.mustSee("#presence-status", "Votre présence n'est plus confirmée")
+	b.mustSee("#presence-paused", "L'accès est suspendu", "Je suis disponible")
+	b.mustSee("h1", "Délégation en cours")
+	if eval[bool](b, `!document.getElementById('presence-running').hidden`) {
+		t.Error("the countdown stays while paused")
+	}
+	b.checkPage("delegation paused")
+	if got := get(); got.State != mandate.StateApproved || got.Live(srv.clock.Now()) {
+		t.Fatalf("paused: %+v", got)
+	}
+
+	// "Je suis disponible": a real form; the page beats again.
+	if status := b.press("#start"); status != http.StatusOK {
+		t.Fatalf("\"Je suis disponible\" answered %d", status)
+	}
+	if !eval[bool](b, `document.getElementById('presence-paused').hidden && !document.getElementById('presence-running').hidden`) {
+		t.Error("the page did not resume")
+	}
+	srv.clock.Advance(10 * time.Second)
+	eventually(t, "heartbeats resume", func() bool {
+		return get().LeaseUntil.After(srv.clock.Now().Add(10 * time.Second))
+	})
+
+	// Closing the page ends the lease, not the delegation.
+	if _, err := chromedp.Call(b.ctx, page.Close, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "closing the page ends the lease", func() bool {
+		return !get().Present(srv.clock.Now())
+	})
+	if got := get(); got.State != mandate.StateApproved || got.EndReason != "" {
+		t.Fatalf("after closing the page: %+v", got)
+	}
+}

@@ -11,12 +11,25 @@
 // a beacon POSTs data-leave, with the CSRF token in the form body, and the
 // session ends. Pressing "Arrêter maintenant" posts its form for real, so
 // it works without this script too.
+//
+// A colleague's delegation (data-kind="delegation") lives for its whole
+// window; the holder's presence only lets its tokens work. When its lease
+// lapses (a heartbeat answers 409, or the stream says it is not live but
+// not over), the page pauses: no more heartbeats, the "Je suis disponible"
+// form (#start-form, a real form that starts the lease again) shows
+// instead of the countdown. A page rendered paused (data-paused="1")
+// starts so. Leaving a delegation ends only its lease; a paused page
+// sends no beacon.
 (function () {
   'use strict';
 
   var root = document.getElementById('presence');
   if (!root || !root.getAttribute('data-heartbeat')) { return; }
   var form = document.getElementById('stop-form');
+  var startForm = document.getElementById('start-form');
+  var pausedBox = document.getElementById('presence-paused');
+  var delegation = root.getAttribute('data-kind') === 'delegation';
+  var paused = delegation && root.getAttribute('data-paused') === '1';
   var token = form ? (form.querySelector('input[name="_csrf"]') || {}).value || '' : '';
   var statusBox = document.getElementById('presence-status');
   var running = document.getElementById('presence-running');
@@ -45,11 +58,34 @@
     clearInterval(ticker);
     if (stream) { stream.close(); }
     if (running) { running.hidden = true; }
+    if (pausedBox) { pausedBox.hidden = true; }
     if (form) { form.hidden = true; }
     var title = document.getElementById('live-title');
     if (title) { title.textContent = root.getAttribute('data-over-title'); }
     say(root.getAttribute('data-ended'));
     releaseWakeLock();
+  }
+
+  // pause: a delegation's lease lapsed; it goes on, its tokens do not.
+  function pause() {
+    if (over || paused) { return; }
+    paused = true;
+    clearTimeout(timer);
+    if (running) { running.hidden = true; }
+    if (pausedBox) { pausedBox.hidden = false; }
+    say(root.getAttribute('data-paused-text'));
+    releaseWakeLock();
+  }
+
+  // resume: the lease is alive again (started from another page).
+  function resume() {
+    if (over || !paused) { return; }
+    paused = false;
+    if (pausedBox) { pausedBox.hidden = true; }
+    if (running) { running.hidden = false; }
+    say('');
+    keepAwake();
+    beat();
   }
 
   function pad(n) { return n < 10 ? '0' + n : String(n); }
@@ -61,10 +97,10 @@
       countdown.textContent = (h > 0 ? h + ':' + pad(m) : pad(m)) + ':' + pad(s);
     }
     if (left === 0) {
-      // The window closed: the server ends the session by itself; a
-      // heartbeat now confirms it.
+      // The window closed: the server ends the mandate by itself; a
+      // heartbeat now confirms a session's end, a delegation is over.
       clearInterval(ticker);
-      beat();
+      if (delegation) { ended(); } else { beat(); }
     }
   }
 
@@ -74,7 +110,7 @@
   }
 
   function beat() {
-    if (over) { return; }
+    if (over || paused) { return; }
     fetch(root.getAttribute('data-heartbeat'), {
       method: 'POST',
       credentials: 'same-origin',
@@ -87,9 +123,10 @@
         return;
       }
       if (res.status >= 500) { throw new Error('server'); }
+      if (delegation && res.status === 409) { pause(); return; } // the lease lapsed
       ended(); // 404, 409, or signed out: over
     }).catch(function () {
-      if (over) { return; }
+      if (over || paused) { return; }
       offline = true;
       say(root.getAttribute('data-offline'));
       schedule();
@@ -97,7 +134,7 @@
   }
 
   function leave() {
-    if (over || leaving) { return; }
+    if (over || leaving || paused) { return; }
     over = true;
     var body = new URLSearchParams();
     body.set('_csrf', token);
@@ -109,7 +146,7 @@
   // The screen stays on while the page is shown, so that a phone going to
   // sleep does not end the session.
   function keepAwake() {
-    if (over || !navigator.wakeLock || document.visibilityState !== 'visible') { return; }
+    if (over || paused || !navigator.wakeLock || document.visibilityState !== 'visible') { return; }
     navigator.wakeLock.request('screen').then(function (l) { wakeLock = l; }).catch(function () {});
   }
 
@@ -122,14 +159,17 @@
     if (!url || !window.EventSource) { return; }
     stream = new EventSource(url);
     stream.addEventListener('state', function (ev) {
-      try {
-        if (!JSON.parse(ev.data).live) { ended(); }
-      } catch (e) { /* a malformed event changes nothing */ }
+      var s;
+      try { s = JSON.parse(ev.data); } catch (e) { return; } // a malformed event changes nothing
+      if (s.over || (!delegation && !s.live)) { ended(); } else if (!s.live) { pause(); } else { resume(); }
     });
   }
 
   if (form) {
     form.addEventListener('submit', function () { leaving = true; });
+  }
+  if (startForm) {
+    startForm.addEventListener('submit', function () { leaving = true; });
   }
   document.addEventListener('click', function (ev) {
     var a = ev.target.closest ? ev.target.closest('a[href]') : null;
