@@ -38,6 +38,11 @@ type Config struct {
 	// DefaultAudience is the `aud` of access tokens granted no audience; the
 	// issuer when empty.
 	DefaultAudience []string
+	// MandateAudience are the client ids of the resource servers (mail
+	// servers, gateways) every mandate token is for, besides the audience
+	// registered for the client that gets it: they may introspect mandate
+	// tokens whatever client asked (the console's included).
+	MandateAudience []string
 
 	AccessTokenLifetime   time.Duration // 5 min when zero
 	RefreshTokenLifetime  time.Duration // 24 h when zero

@@ -61,6 +61,7 @@ type deviceEnv struct {
 }
 
 const (
+	mailGateway   = "mail-gateway"
 	holderMailbox = "jeanne.martin@mail.example"
 	appRedirect   = "https://app.example/cb"
 )
@@ -110,7 +111,8 @@ func newDeviceEnvOn(t *testing.T, open func(testing.TB, store.Options) *store.St
 	e.issuer = "http://" + e.ts.Listener.Addr().String()
 	hmacKey := make([]byte, 32)
 	_, _ = rand.Read(hmacKey)
-	e.srv, err = authz.New(authz.Config{Issuer: e.issuer, HMACSecret: hmacKey}, st, keys,
+	// Every mandate token is also for the mail gateway (Config.MandateAudience).
+	e.srv, err = authz.New(authz.Config{Issuer: e.issuer, HMACSecret: hmacKey, MandateAudience: []string{mailGateway}}, st, keys,
 		authz.WithClock(clk), authz.WithRecorder(log), authz.WithLogger(slog.New(slog.DiscardHandler)),
 		authz.WithMandates(e.svc), authz.WithDeviceStore(st),
 		authz.WithStaffDirectory(func(ctx context.Context, id string) (string, error) {
@@ -993,5 +995,30 @@ func TestDevicePolicyScopeRefusal(t *testing.T) {
 	}
 	if ms, err := e.svc.List(e.ctx, mandate.Query{StructureID: e.staff.StructureID, Limit: 10}); err != nil || len(ms) != 0 {
 		t.Errorf("mandates created by refused requests: %d, %v", len(ms), err)
+	}
+}
+
+// TestMandateTokensAreForTheMailGateway: whichever client gets a mandate
+// token (here one registered with no audience), the configured mandate
+// audience is in its aud, so the mail servers may introspect it.
+func TestMandateTokensAreForTheMailGateway(t *testing.T) {
+	e := newDeviceEnv(t)
+	tok, _ := e.tokens()
+	claims := jwtClaims(t, tok.str("access_token"))
+	aud, _ := claims["aud"].([]any)
+	if !slices.Contains(aud, any(mailGateway)) || len(aud) < 2 {
+		t.Fatalf("aud = %v, want the client's audience and %s", claims["aud"], mailGateway)
+	}
+	// Introspection says the same; and a refresh keeps it.
+	in := e.introspect(tok.str("access_token"))
+	if got, _ := in.body["aud"].([]any); !slices.Contains(got, any(mailGateway)) {
+		t.Errorf("introspected aud = %v", in.body["aud"])
+	}
+	r := e.post(authz.PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.str("refresh_token")}}, e.app.ID, e.appSecret)
+	if r.status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r.status, r.raw)
+	}
+	if got, _ := jwtClaims(t, r.str("access_token"))["aud"].([]any); !slices.Contains(got, any(mailGateway)) {
+		t.Errorf("refreshed aud = %v", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -288,7 +289,23 @@ func (s *Server) describe(use fosite.TokenUse, ar fosite.AccessRequester) intros
 			resp.Expiry = exp.Unix()
 		}
 	}
+	if resp.MandateID != "" {
+		// Every mandate token is also for the mail servers of
+		// Config.MandateAudience (as its JWT says: token.go).
+		resp.Audience = withAudience(resp.Audience, s.cfg.MandateAudience)
+	}
 	return resp
+}
+
+// withAudience returns aud with every member of more it lacks appended.
+func withAudience(aud, more []string) []string {
+	out := append([]string(nil), aud...)
+	for _, a := range more {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func writeJSON(rw http.ResponseWriter, status int, v any) {

@@ -300,9 +300,21 @@ func (s *Server) checkMandateGrant(ctx context.Context, ar fosite.AccessRequeste
 	return nil
 }
 
+// TokenHook is told each time tokens were issued (refreshed false: the
+// device code exchange) or refreshed under a mandate, once they are stored
+// and recorded in the audit log. It runs on the token request before the
+// answer is written, so it must return at once (slow work such as sending
+// a message belongs in a goroutine, with its own deadline: ctx ends with
+// the request), and it cannot fail the request.
+type TokenHook func(ctx context.Context, mandateID string, refreshed bool)
+
+// WithTokenHook sets the hook told of every mandate's tokens (the binary
+// notifies the holder of a colleague's access under a delegation).
+func WithTokenHook(h TokenHook) Option { return func(o *options) { o.tokenHook = h } }
+
 // recordTokens records issued tokens (recordIssued), naming the mandate for
 // mandate tokens: the actor is the staff member acting, the holder the
-// person acted for.
+// person acted for. Then, for mandate tokens, it tells the token hook.
 func (s *Server) recordTokens(ctx context.Context, rw http.ResponseWriter, ar fosite.AccessRequester) error {
 	c, ok := mandateClaimsOf(ar.GetSession())
 	if !ok {
@@ -310,7 +322,8 @@ func (s *Server) recordTokens(ctx context.Context, rw http.ResponseWriter, ar fo
 	}
 	clientID := ar.GetClient().GetID()
 	action := audit.ActionTokenIssued
-	if ar.GetGrantTypes().ExactOne(GrantRefreshToken) {
+	refreshed := ar.GetGrantTypes().ExactOne(GrantRefreshToken)
+	if refreshed {
 		action = audit.ActionTokenRefreshed
 	}
 	actor, ok := subjectActor(c.ActorSub)
@@ -327,7 +340,13 @@ func (s *Server) recordTokens(ctx context.Context, rw http.ResponseWriter, ar fo
 		Reason:    grantReason(ar.GetGrantTypes(), ar.GetGrantedScopes()),
 		RequestID: requestID(rw),
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	if s.tokenHook != nil {
+		s.tokenHook(ctx, c.MandateID, refreshed)
+	}
+	return nil
 }
 
 // RevokeGrant ends every access and refresh token of a grant (the request

@@ -37,6 +37,8 @@ type Server struct {
 	subjectCheck SubjectCheck
 	// device is the RFC 8628 device flow and mandate tokens; nil when off (device.go).
 	device *deviceFlow
+	// tokenHook is told of each mandate's tokens (mandate_tokens.go); nil: nobody.
+	tokenHook TokenHook
 }
 
 // Option adjusts New.
@@ -55,6 +57,8 @@ type options struct {
 	mandates Mandates
 	devices  DeviceStore
 	staffDir StaffDirectory
+	// tokenHook: see WithTokenHook.
+	tokenHook TokenHook
 }
 
 // WithClock sets the clock (system clock by default).
@@ -127,7 +131,8 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 		},
 		tokenURLs: []string{cfg.URL(PathToken), cfg.Issuer, cfg.URL(PathIntrospect), cfg.URL(PathRevoke), cfg.URL(PathDeviceAuthorization)},
 	}
-	s := &Server{cfg: cfg, keys: keys, bus: o.bus, clock: o.clock, log: o.log, rec: o.recorder, subjectCheck: o.subjectCheck}
+	s := &Server{cfg: cfg, keys: keys, bus: o.bus, clock: o.clock, log: o.log, rec: o.recorder, subjectCheck: o.subjectCheck,
+		tokenHook: o.tokenHook}
 	if o.mandates != nil {
 		if s.device, err = newDeviceFlow(cfg, o.mandates, o.devices, o.staffDir); err != nil {
 			return nil, err
@@ -144,7 +149,7 @@ func New(cfg Config, st Storage, keys *KeyManager, opts ...Option) (*Server, err
 	}
 	s.strategy = &TokenStrategy{
 		HMACSHAStrategy: compose.NewOAuth2HMACStrategy(fc),
-		Keys:            keys, Issuer: cfg.Issuer, DefaultAudience: cfg.DefaultAudience,
+		Keys:            keys, Issuer: cfg.Issuer, DefaultAudience: cfg.DefaultAudience, MandateAudience: cfg.MandateAudience,
 		AccessLifetime: cfg.AccessTokenLifetime, Clock: o.clock,
 	}
 	s.provider = fosite.NewOAuth2Provider(s.store, fc)

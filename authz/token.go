@@ -35,6 +35,9 @@ type TokenStrategy struct {
 	DefaultAudience []string
 	AccessLifetime  time.Duration
 	Clock           mandate.Clock
+	// MandateAudience is added to the aud of every mandate token
+	// (Config.MandateAudience).
+	MandateAudience []string
 }
 
 var _ oauth2.CoreStrategy = (*TokenStrategy)(nil)
@@ -131,6 +134,9 @@ func (s *TokenStrategy) GenerateAccessToken(_ context.Context, r fosite.Requeste
 		aud = s.DefaultAudience
 	}
 	mc, isMandate := mandateClaimsOf(sess)
+	if isMandate {
+		aud = withAudience(aud, s.MandateAudience) // the mail servers (Config.MandateAudience)
+	}
 	if isMandate && !mc.NotAfter.IsZero() && exp.After(mc.NotAfter) {
 		exp = mc.NotAfter // never past the mandate's end
 	}

@@ -138,6 +138,7 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		HMACSecret:           sec.HMAC,
 		AccessTokenLifetime:  cfg.AccessTTL,
 		RefreshTokenLifetime: cfg.RefreshTTL,
+		MandateAudience:      cfg.Mandates.audience(),
 	}, st, a.keys, authz.WithClock(clock), authz.WithLogger(log), authz.WithRevocationBus(a.bus), authz.WithRecorder(a.audit),
 		// No token for a deactivated or unknown person, whatever the grant
 		// (a.people is set below, before any request can arrive).

@@ -30,6 +30,20 @@ type mandatesConfig struct {
 	// SweepEvery is how often lapsed leases, unanswered requests and ended
 	// windows are looked for.
 	SweepEvery time.Duration
+	// Audience lists the client ids of the mail servers every mandate token
+	// is for (they may introspect it), comma-separated.
+	Audience string
+}
+
+// audience returns the configured mandate audience.
+func (c *mandatesConfig) audience() []string {
+	var out []string
+	for _, a := range strings.Split(c.Audience, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (c *mandatesConfig) register(fs *flag.FlagSet) {
@@ -39,6 +53,8 @@ func (c *mandatesConfig) register(fs *flag.FlagSet) {
 		"how often the holder's page beats; at most a third of --presence-lapse [MANDATED_PRESENCE_HEARTBEAT]")
 	fs.DurationVar(&c.AnswerWithin, "mandate-answer-within", envDuration("MANDATED_MANDATE_ANSWER_WITHIN", 10*time.Minute),
 		"how long a holder has to answer a request (device code lifetime), between 1m and 1h [MANDATED_MANDATE_ANSWER_WITHIN]")
+	fs.StringVar(&c.Audience, "mandate-audience", envOr("MANDATED_MANDATE_AUDIENCE", ""),
+		"comma-separated client ids of the mail servers every mandate token is for: they may introspect it, whichever client got it [MANDATED_MANDATE_AUDIENCE]")
 	fs.DurationVar(&c.SweepEvery, "mandate-sweep", envDuration("MANDATED_MANDATE_SWEEP", time.Second),
 		"how often lapsed leases and ended windows are looked for, between 100ms and 10s [MANDATED_MANDATE_SWEEP]")
 }

@@ -2,6 +2,7 @@ package browser_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,10 +25,23 @@ type holderMandatesFeature struct {
 	client string // an OAuth2 client allowed the device code grant
 }
 
-// hubOf tells the hub of every change.
-type hubOf struct{ hub *mandate.Hub }
+// busOf tells of every change as `mandated serve` does: on the
+// revocation bus, which drops the authorization server's cached copy of
+// the mandate and wakes the hub.
+type busOf struct{ bus *authz.LocalBus }
 
-func (w hubOf) MandateChanged(_ context.Context, id string) { w.hub.Notify(id) }
+func (w busOf) MandateChanged(ctx context.Context, id string) {
+	_ = w.bus.Publish(ctx, authz.MandateMessagePrefix+id)
+}
+
+// followBus hands the bus's mandate messages to the hub.
+func followBus(bus *authz.LocalBus, hub *mandate.Hub) {
+	bus.Subscribe(func(msg string) {
+		if id, ok := strings.CutPrefix(msg, authz.MandateMessagePrefix); ok {
+			hub.Notify(id)
+		}
+	})
+}
 
 // revokerOf revokes through the feature's authorization server, built
 // after the mandate service.
@@ -44,8 +58,10 @@ func withHolderMandates(f *holderMandatesFeature, hf *holdersFeature, heartbeat 
 	return func(s *server) {
 		ctx := s.t.Context()
 		f.hub = mandate.NewHub()
+		bus := authz.NewLocalBus()
+		followBus(bus, f.hub)
 		dir := people.NewDirectory(s.store)
-		svc, err := mandate.NewService(mandate.Deps{Store: s.store, Dir: dir, Revoker: revokerOf{f}, Watchers: hubOf{f.hub},
+		svc, err := mandate.NewService(mandate.Deps{Store: s.store, Dir: dir, Revoker: revokerOf{f}, Watchers: busOf{bus},
 			Recorder: audit.MandateRecorder(hf.log.Log), Clock: s.clock, Log: s.quiet}, mandate.ServiceConfig{})
 		if err != nil {
 			s.t.Fatal(err)
@@ -56,7 +72,8 @@ func withHolderMandates(f *holderMandatesFeature, hf *holdersFeature, heartbeat 
 			s.t.Fatal(err)
 		}
 		f.authz, err = authz.New(authz.Config{Issuer: s.url, HMACSecret: randomBytes(s.t, 32)}, s.store, keys,
-			authz.WithClock(s.clock), authz.WithLogger(s.quiet), authz.WithMandates(svc), authz.WithDeviceStore(s.store))
+			authz.WithClock(s.clock), authz.WithLogger(s.quiet), authz.WithMandates(svc), authz.WithDeviceStore(s.store),
+			authz.WithRevocationBus(bus))
 		if err != nil {
 			s.t.Fatal(err)
 		}
