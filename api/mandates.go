@@ -143,33 +143,39 @@ func problemNotFound(c echo.Context, what string) error {
 	return WriteProblem(c, Problem{Status: http.StatusNotFound, Detail: "no such " + what})
 }
 
-// mandateOf reads the path's mandate when p may see it; 404 otherwise.
-func (mh mandateHandlers) mandateOf(c echo.Context, p people.Principal) (mandate.Mandate, bool, error) {
+// staffMandate returns the signed-in staff member and the path's mandate
+// when they may read it; otherwise it writes the 401 or 404 problem.
+func (mh mandateHandlers) staffMandate(c echo.Context) (people.Principal, mandate.Mandate, bool, error) {
+	p, ok, err := mh.staff(c)
+	if !ok {
+		return p, mandate.Mandate{}, false, err
+	}
 	id := c.Param("id")
 	if id == "" || len(id) > 100 {
-		return mandate.Mandate{}, false, problemNotFound(c, "mandate")
+		return p, mandate.Mandate{}, false, problemNotFound(c, "mandate")
 	}
 	m, err := mh.m.Get(c.Request().Context(), id)
 	if errors.Is(err, mandate.ErrNotFound) || (err == nil && !mayRead(p, m)) {
-		return mandate.Mandate{}, false, problemNotFound(c, "mandate")
+		return p, mandate.Mandate{}, false, problemNotFound(c, "mandate")
 	}
 	if err != nil {
-		return mandate.Mandate{}, false, err
+		return p, mandate.Mandate{}, false, err
 	}
-	return m, true, nil
+	return p, m, true, nil
+}
+
+// noStore answers v as JSON that no cache keeps.
+func noStore(c echo.Context, v any) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, v)
 }
 
 func (mh mandateHandlers) get(c echo.Context) error {
-	p, ok, err := mh.staff(c)
+	_, m, ok, err := mh.staffMandate(c)
 	if !ok {
 		return err
 	}
-	m, ok, err := mh.mandateOf(c, p)
-	if !ok {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, toMandateJSON(m, mh.clock.Now()))
+	return noStore(c, toMandateJSON(m, mh.clock.Now()))
 }
 
 type mandateListResponse struct {
@@ -266,8 +272,7 @@ func (mh mandateHandlers) list(c echo.Context) error {
 	for _, m := range list {
 		resp.Mandates = append(resp.Mandates, toMandateJSON(m, now))
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, resp)
+	return noStore(c, resp)
 }
 
 func trimForDetail(s string) string {
@@ -278,11 +283,7 @@ func trimForDetail(s string) string {
 }
 
 func (mh mandateHandlers) end(c echo.Context) error {
-	p, ok, err := mh.staff(c)
-	if !ok {
-		return err
-	}
-	m, ok, err := mh.mandateOf(c, p)
+	p, m, ok, err := mh.staffMandate(c)
 	if !ok {
 		return err
 	}
@@ -303,8 +304,7 @@ func (mh mandateHandlers) end(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, toMandateJSON(ended, mh.clock.Now()))
+	return noStore(c, toMandateJSON(ended, mh.clock.Now()))
 }
 
 // PolicyJSON is a structure's policy as the API shows and takes it.
@@ -327,22 +327,23 @@ func toPolicyJSON(p mandate.Policy) PolicyJSON {
 		Default: p.UpdatedAt.IsZero()}
 }
 
-// policyStructure checks that p belongs to the path's structure (or is
-// platform staff); 404 otherwise, as for a structure that does not exist.
-func (mh mandateHandlers) policyStructure(c echo.Context, p people.Principal) (string, bool, error) {
+// staffStructure returns the signed-in staff member and the path's
+// structure when they belong to it (or are platform staff); otherwise it
+// writes the 401 problem, or the 404 of a structure that does not exist.
+func (mh mandateHandlers) staffStructure(c echo.Context) (people.Principal, string, bool, error) {
+	p, ok, err := mh.staff(c)
+	if !ok {
+		return p, "", false, err
+	}
 	id := c.Param("id")
 	if id == "" || len(id) > 100 || (!p.Platform && id != p.StructureID) {
-		return "", false, problemNotFound(c, "structure")
+		return p, "", false, problemNotFound(c, "structure")
 	}
-	return id, true, nil
+	return p, id, true, nil
 }
 
 func (mh mandateHandlers) getPolicy(c echo.Context) error {
-	p, ok, err := mh.staff(c)
-	if !ok {
-		return err
-	}
-	sid, ok, err := mh.policyStructure(c, p)
+	_, sid, ok, err := mh.staffStructure(c)
 	if !ok {
 		return err
 	}
@@ -350,8 +351,7 @@ func (mh mandateHandlers) getPolicy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, toPolicyJSON(pol))
+	return noStore(c, toPolicyJSON(pol))
 }
 
 type putPolicyRequest struct {
@@ -362,11 +362,7 @@ type putPolicyRequest struct {
 }
 
 func (mh mandateHandlers) putPolicy(c echo.Context) error {
-	p, ok, err := mh.staff(c)
-	if !ok {
-		return err
-	}
-	sid, ok, err := mh.policyStructure(c, p)
+	p, sid, ok, err := mh.staffStructure(c)
 	if !ok {
 		return err
 	}
@@ -400,6 +396,5 @@ func (mh mandateHandlers) putPolicy(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, toPolicyJSON(pol))
+	return noStore(c, toPolicyJSON(pol))
 }

@@ -218,20 +218,24 @@ func (cs *ConsoleSessions) visible(c echo.Context) (people.Principal, mandate.Ma
 
 // --- the new-session form -----------------------------------------------------
 
-// requester returns the signed-in staff member who may ask for mandates;
-// otherwise it has answered.
-func (cs *ConsoleSessions) requester(c echo.Context) (people.Principal, bool, error) {
+// requester returns the signed-in staff member who may ask for mandates,
+// and their structure's policy; otherwise it has answered.
+func (cs *ConsoleSessions) requester(c echo.Context) (people.Principal, mandate.Policy, bool, error) {
 	p, ok := cs.u.CurrentPrincipal(c)
 	if !ok {
 		if c.Request().Method == http.MethodGet {
-			return p, false, cs.u.SignInRedirect(c)
+			return p, mandate.Policy{}, false, cs.u.SignInRedirect(c)
 		}
-		return p, false, c.Redirect(http.StatusSeeOther, "/signin?return_to=%2Fconsole%2Fsessions%2Fnew")
+		return p, mandate.Policy{}, false, c.Redirect(http.StatusSeeOther, "/signin?return_to=%2Fconsole%2Fsessions%2Fnew")
 	}
 	if !people.Can(p, people.PermRequestMandates, p.StructureID) {
-		return p, false, cs.u.renderProblem(c, http.StatusForbidden, "console.forbidden.title", "console.forbidden.detail")
+		return p, mandate.Policy{}, false, cs.u.renderProblem(c, http.StatusForbidden, "console.forbidden.title", "console.forbidden.detail")
 	}
-	return p, true, nil
+	pol, err := cs.m.Policy(c.Request().Context(), p.StructureID)
+	if err != nil {
+		return p, pol, false, cs.u.internalError(c, err)
+	}
+	return p, pol, true, nil
 }
 
 // consoleHolderChoices is how many holders the form's list offers; beyond,
@@ -340,15 +344,11 @@ func (cs *ConsoleSessions) formData(ctx context.Context, lang string, p people.P
 }
 
 func (cs *ConsoleSessions) newPage(c echo.Context) error {
-	p, ok, err := cs.requester(c)
+	p, pol, ok, err := cs.requester(c)
 	if !ok {
 		return err
 	}
 	ctx := c.Request().Context()
-	pol, err := cs.m.Policy(ctx, p.StructureID)
-	if err != nil {
-		return cs.u.internalError(c, err)
-	}
 	f := consoleForm{HolderID: c.QueryParam("holder"), Minutes: consoleDefaultMinutes(consoleDurationChoices(pol.MaxSessionDuration))}
 	if slices.Contains(pol.AllowedScopes, mandate.ScopeMailRead) {
 		f.Scopes = []string{mandate.ScopeMailRead}
@@ -462,15 +462,11 @@ func (cs *ConsoleSessions) clearDeviceCookie(c echo.Context, id string) {
 }
 
 func (cs *ConsoleSessions) create(c echo.Context) error {
-	p, ok, err := cs.requester(c)
+	p, pol, ok, err := cs.requester(c)
 	if !ok {
 		return err
 	}
 	ctx := c.Request().Context()
-	pol, err := cs.m.Policy(ctx, p.StructureID)
-	if err != nil {
-		return cs.u.internalError(c, err)
-	}
 	if err := c.Request().ParseForm(); err != nil {
 		return cs.u.renderProblem(c, http.StatusBadRequest, "error.badrequest.title", "error.badrequest.detail")
 	}
