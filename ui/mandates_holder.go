@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"rsc.io/qr"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/people"
@@ -53,6 +54,27 @@ type HolderMandateConfig struct {
 	// KeepAlive is how often an idle event stream sends a comment, so that
 	// proxies keep it open; 25 s.
 	KeepAlive time.Duration
+	// Receipts signs the receipt page's stored bytes (*authz.Server); nil:
+	// the page shows no signature.
+	Receipts ReceiptSigner
+	// ReceiptKeysURL is where the keys that verify a signed receipt are
+	// published (the issuer's /oauth2/jwks.json): the page names it.
+	ReceiptKeysURL string
+	// Events is the audit log (*audit.Log) the list's "Derniers accès"
+	// reads; nil: the list has no such section.
+	Events HolderEvents
+}
+
+// ReceiptSigner signs a consent receipt's canonical bytes as a compact JWS
+// (*authz.Server).
+type ReceiptSigner interface {
+	SignReceipt(ctx context.Context, canonical []byte) (string, error)
+}
+
+// HolderEvents queries the audit log (*audit.Log), as the holder's
+// history does.
+type HolderEvents interface {
+	Query(ctx context.Context, f audit.Filter) (audit.Page, error)
 }
 
 // HolderMandatePages are the holder's side of mandates, on their phone:
@@ -790,7 +812,18 @@ type hmListData struct {
 	Live, Waiting, Past []hmView
 	Older               string
 	Empty               bool
+	// Accesses are the latest accesses under the holder's delegations
+	// (first page only); Delegations says whether they have any.
+	Accesses    []historyRow
+	Delegations bool
 }
+
+// hmAccessesShown is how many accesses the list shows at most, found among
+// the holder's hmAccessesScanned latest events.
+const (
+	hmAccessesShown   = 5
+	hmAccessesScanned = 200
+)
 
 const hmPageSize = 30
 
@@ -842,8 +875,80 @@ func (hm *HolderMandatePages) listPage(c echo.Context) error {
 		}
 	}
 	d.Empty = len(d.Live)+len(d.Waiting)+len(d.Past) == 0
+	if q.BeforeID == "" && hm.cfg.Events != nil {
+		if d.Accesses, err = hm.recentAccesses(c, p, pg.Lang, list); err != nil {
+			// The list stands without them: the history has them all.
+			hm.u.log.ErrorContext(c.Request().Context(), "latest accesses", "holder_id", p.ID, "err", err)
+		}
+		for _, m := range list {
+			d.Delegations = d.Delegations || m.Kind == mandate.KindDelegation
+		}
+		d.Delegations = d.Delegations || len(d.Accesses) > 0
+	}
 	pg.Data = d
 	return hm.u.render(c, http.StatusOK, "holder-mandates.html", pg)
+}
+
+// hmAccess reports whether e is an access to a mailbox: tokens issued or
+// refreshed, and what resource servers report done in it.
+func hmAccess(e audit.Event) bool {
+	return e.Action == audit.ActionTokenIssued || e.Action == audit.ActionTokenRefreshed ||
+		strings.HasPrefix(string(e.Action), "mailbox.")
+}
+
+// recentAccesses are the latest accesses under the holder's colleague
+// delegations, newest first, as the holder's history words them: from the
+// holder's latest events in the audit log (the history's query), those of
+// a delegation of theirs. Sessions are left out: the holder was there.
+func (hm *HolderMandatePages) recentAccesses(c echo.Context, p people.Principal, lang string, list []mandate.Mandate) ([]historyRow, error) {
+	ctx := c.Request().Context()
+	res, err := hm.cfg.Events.Query(ctx, audit.Filter{Holder: p.ID, Limit: hmAccessesScanned})
+	if err != nil {
+		return nil, err
+	}
+	delegation := map[string]bool{}
+	for _, m := range list {
+		if m.HolderID == p.ID {
+			delegation[m.ID] = m.Kind == mandate.KindDelegation
+		}
+	}
+	n := namer{h: &HolderHistory{ui: hm.u, staff: hmStaff{hm.dir}, loc: hm.loc}, ctx: ctx, lang: lang,
+		structures: map[string]string{}, staff: map[string]people.Staff{}}
+	var rows []historyRow
+	for _, e := range res.Events {
+		if e.Holder != p.ID || e.MandateID == "" || !hmAccess(e) {
+			continue
+		}
+		is, known := delegation[e.MandateID]
+		if !known { // a mandate older than the list's page
+			m, err := hm.svc.Get(ctx, e.MandateID)
+			is = err == nil && m.HolderID == p.ID && m.Kind == mandate.KindDelegation
+			delegation[e.MandateID] = is
+		}
+		if !is {
+			continue
+		}
+		rows = append(rows, n.row(e, p.ID))
+		if len(rows) == hmAccessesShown {
+			break
+		}
+	}
+	return rows, nil
+}
+
+// hmStaff names staff from the mandate directory, for the history's
+// sentences.
+type hmStaff struct{ dir mandate.Directory }
+
+func (s hmStaff) GetStaff(ctx context.Context, id string) (people.Staff, error) {
+	if s.dir == nil {
+		return people.Staff{}, mandate.ErrNotFound
+	}
+	p, err := s.dir.Delegate(ctx, id)
+	if err != nil {
+		return people.Staff{}, err
+	}
+	return people.Staff{ID: p.ID, DisplayName: p.DisplayName, StructureID: p.StructureID}, nil
 }
 
 // --- the consent receipt ------------------------------------------------------------
@@ -860,6 +965,10 @@ type hmReceiptData struct {
 	// whose SHA-256 is Hash; "" when the stored bytes do not verify (the
 	// page then says so and shows what the mandate says today).
 	Canonical string
+	// Signature is Canonical signed by the server (a compact JWS, ES256),
+	// verifiable with the keys published at KeysURL; "" when unsigned.
+	Signature string
+	KeysURL   string
 }
 
 // receiptPage shows the receipt as the holder approved it: the canonical
@@ -888,6 +997,7 @@ func (hm *HolderMandatePages) receiptPage(c echo.Context) error {
 		d.M = v.receiptView(m, r)
 		d.Holder, d.Version, d.Approved = r.HolderName, r.Version, v.when(r.ApprovedAt)
 		d.Canonical = string(m.ConsentReceipt)
+		d.Signature, d.KeysURL = hm.signReceipt(c.Request().Context(), m)
 	}
 	if text, ok := mandate.ConsentText(d.Version, pg.Lang); ok {
 		d.Text = strings.Split(strings.TrimSpace(text), "\n")
@@ -900,6 +1010,25 @@ func (hm *HolderMandatePages) receiptPage(c echo.Context) error {
 	d.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(code.PNG()))
 	pg.Data = d
 	return hm.u.render(c, http.StatusOK, "mandate-receipt.html", pg)
+}
+
+// signReceipt signs m's stored receipt bytes (already checked against its
+// hash) and says where its keys are published; "" when there is no signer
+// or signing failed (logged: the receipt stands without it).
+func (hm *HolderMandatePages) signReceipt(ctx context.Context, m mandate.Mandate) (jws, keysURL string) {
+	if hm.cfg.Receipts == nil {
+		return "", ""
+	}
+	jws, err := hm.cfg.Receipts.SignReceipt(ctx, m.ConsentReceipt)
+	if err != nil {
+		hm.u.log.ErrorContext(ctx, "sign consent receipt", "mandate_id", m.ID, "err", err)
+		return "", ""
+	}
+	keysURL = hm.cfg.ReceiptKeysURL
+	if keysURL == "" {
+		keysURL = authz.PathJWKS
+	}
+	return jws, keysURL
 }
 
 // hmStoredReceipt reads back m's receipt as stored at approval, after

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/mandated/mandated/api"
@@ -53,6 +54,8 @@ type mandateEnv struct {
 	log     *storetest.AuditLog
 	url     string
 	client  string // the mediator's OAuth2 client (device code grant)
+	secret  string // its secret
+	token   string // the token endpoint's URL
 	staff   people.Staff
 }
 
@@ -94,11 +97,13 @@ func newMandateEnv(t *testing.T) *mandateEnv {
 		t.Fatal(err)
 	}
 	srv, err = authz.New(authz.Config{Issuer: "http://127.0.0.1", HMACSecret: randomBytes(t, 32)}, st, keys,
-		authz.WithClock(clock), authz.WithLogger(quiet), authz.WithMandates(svc), authz.WithDeviceStore(st))
+		authz.WithClock(clock), authz.WithLogger(quiet), authz.WithMandates(svc), authz.WithDeviceStore(st), authz.WithRecorder(log))
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, _, err := srv.RegisterClient(ctx, authz.ClientSpec{Name: "Console", GrantTypes: []string{authz.GrantTypeDeviceCode},
+	tokens := httptest.NewServer(http.HandlerFunc(srv.Token))
+	t.Cleanup(tokens.Close)
+	client, secret, err := srv.RegisterClient(ctx, authz.ClientSpec{Name: "Console", GrantTypes: []string{authz.GrantTypeDeviceCode},
 		Scopes: []string{mandate.ScopeMailRead, mandate.ScopeMailSend}})
 	if err != nil {
 		t.Fatal(err)
@@ -114,12 +119,13 @@ func newMandateEnv(t *testing.T) *mandateEnv {
 	u := ui.New(ui.Deps{People: ps, Logger: quiet})
 	u.Register(e)
 	ui.NewHolderPages(u, holders).Register(e)
-	ui.NewHolderMandatePages(u, svc, srv, dir, hub, ui.HolderMandateConfig{Clock: clock, KeepAlive: time.Hour}).Register(e)
+	ui.NewHolderMandatePages(u, svc, srv, dir, hub, ui.HolderMandateConfig{Clock: clock, KeepAlive: time.Hour,
+		Receipts: srv, ReceiptKeysURL: "https://id.example.org" + authz.PathJWKS, Events: log.Log}).Register(e)
 	ts := httptest.NewServer(e)
 	t.Cleanup(ts.Close)
 
 	env := &mandateEnv{t: t, clock: clock, store: st, people: ps, holders: holders, authz: srv, svc: svc, log: log,
-		url: ts.URL, client: client.ID}
+		url: ts.URL, client: client.ID, secret: secret, token: tokens.URL}
 	env.staff = env.mediator("agent@trifouillis.fr", "Agent Durand")
 	return env
 }
@@ -1065,5 +1071,178 @@ func TestReceiptShowsWhatWasApprovedAfterRenames(t *testing.T) {
 	}
 	if got := receiptHash.FindStringSubmatch(page); got == nil || got[1] != m.ConsentHash {
 		t.Fatalf("receipt hash %v, want %s", got, m.ConsentHash)
+	}
+}
+
+// exchange polls the token endpoint once with a device code, as the
+// mediator's client does, and returns the status.
+func (e *mandateEnv) exchange(deviceCode string) int {
+	e.t.Helper()
+	form := url.Values{"grant_type": {authz.GrantTypeDeviceCode}, "device_code": {deviceCode}}
+	req, _ := http.NewRequest(http.MethodPost, e.token, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(e.client), url.QueryEscape(e.secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// askDelegation is the mediator's device authorization request for a
+// colleague's delegation on holderID's mailbox, from now for two days.
+func (e *mandateEnv) askDelegation(holderID string) authz.DeviceResponse {
+	e.t.Helper()
+	now := e.clock.Now()
+	resp, err := e.authz.AuthorizeDevice(e.t.Context(), authz.DeviceRequest{
+		ClientID: e.client, Scopes: []string{mandate.ScopeMailRead}, HolderID: holderID, Kind: mandate.KindDelegation,
+		NotBefore: now, NotAfter: now.Add(48 * time.Hour), Purpose: "Congés", PurposeCategory: mandate.PurposeAbsence,
+		ActorStaffID: e.staff.ID, ActorStructure: e.staff.StructureID,
+	})
+	if err != nil {
+		e.t.Fatalf("device authorization: %v", err)
+	}
+	return resp
+}
+
+var accessesSection = regexp.MustCompile(`(?s)<section aria-labelledby="accesses-title">.*?</section>`)
+
+// TestListShowsTheLatestAccessesOfDelegations: the holder's list has a
+// "Derniers accès" section once they have a delegation: the colleague's
+// tokens and what the mail server reported, newest first, in the history's
+// words, with a link to the whole history — and nothing of sessions, where
+// the holder was there, nor of anyone else's mailbox.
+func TestListShowsTheLatestAccessesOfDelegations(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	jean := e.holder("jean.martin@example.org", "Jean Martin")
+
+	// A session first: no section yet.
+	marie.approved(false)
+	_, page := marie.get("/holder/mandates")
+	if strings.Contains(page, "accesses-title") {
+		t.Error("a holder with no delegation has a latest-accesses section")
+	}
+
+	// A delegation, approved and exchanged, not used yet.
+	d := e.askDelegation(marie.holder.ID)
+	base := "/holder/mandates/" + d.MandateID
+	marie.get(base + "/approve")
+	if resp, _ := marie.post(base+"/approve", nil); location(resp) != base+"/live" {
+		t.Fatalf("approve: %d %s", resp.StatusCode, location(resp))
+	}
+	_, page = marie.get("/holder/mandates")
+	section := text(accessesSection.FindString(page))
+	if !strings.Contains(section, "Derniers accès") || !strings.Contains(section, "Aucun accès pour l'instant.") {
+		t.Errorf("before any access: %q", section)
+	}
+
+	e.clock.Advance(time.Minute)
+	if status := e.exchange(d.DeviceCode); status != http.StatusOK {
+		t.Fatalf("device code exchange: %d", status)
+	}
+	e.clock.Advance(time.Minute)
+	// The mail server reports a read under the delegation, and one on Jean's mailbox.
+	for _, ev := range []audit.Event{
+		{Actor: audit.Actor{Kind: audit.ActorStaff, ID: e.staff.ID}, Holder: marie.holder.ID, MandateID: d.MandateID,
+			ClientID: e.client, Action: audit.ActionMailboxRead, Target: "message", Outcome: audit.OutcomeSuccess},
+		{Actor: audit.Actor{Kind: audit.ActorStaff, ID: e.staff.ID}, Holder: jean.holder.ID, MandateID: d.MandateID,
+			ClientID: e.client, Action: audit.ActionMailboxDelete, Target: "message", Outcome: audit.OutcomeSuccess},
+	} {
+		if _, err := e.log.Log.Record(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The session's token too (after the delegation's, so it is newest).
+	sd := e.ask(marie.holder.ID, false)
+	marie.get("/holder/mandates/" + sd.MandateID + "/approve")
+	marie.post("/holder/mandates/"+sd.MandateID+"/approve", nil)
+	if status := e.exchange(sd.DeviceCode); status != http.StatusOK {
+		t.Fatalf("session exchange: %d", status)
+	}
+
+	_, page = marie.get("/holder/mandates")
+	raw := accessesSection.FindString(page)
+	section = text(raw)
+	read := strings.Index(section, "Agent Durand (Mairie de Trifouillis) a lu un message.")
+	issued := strings.Index(section, "Agent Durand (Mairie de Trifouillis) a obtenu l'accès.")
+	if read < 0 || issued < 0 || read > issued {
+		t.Errorf("latest accesses, newest first: %q", section)
+	}
+	if n := strings.Count(section, "a obtenu l'accès"); n != 1 {
+		t.Errorf("%d token accesses listed, want the delegation's only: %q", n, section)
+	}
+	if strings.Contains(section, "supprimé") {
+		t.Errorf("another holder's event is listed: %q", section)
+	}
+	mustContain(t, section, "Le 4 mars 2030 à 11:0")
+	mustContain(t, raw, `href="/holder/history"`, `<time datetime="`)
+
+	// In English; and Jean, who has no delegation, has no such section.
+	_, page = marie.get("/holder/mandates?lang=en")
+	mustContain(t, text(accessesSection.FindString(page)), "Latest accesses", "Agent Durand (Mairie de Trifouillis) got access.",
+		"read a message", "See the whole history")
+	if _, page := jean.get("/holder/mandates"); strings.Contains(page, "accesses-title") {
+		t.Error("a holder with no delegation has a latest-accesses section")
+	}
+}
+
+var receiptJWS = regexp.MustCompile(`<code id="receipt-jws">([A-Za-z0-9_.-]+)</code>`)
+
+// TestReceiptIsSignedForAnyoneToCheck: the receipt page shows a compact
+// JWS of the stored receipt bytes, signed by the server's current key;
+// it verifies with the published keys and gives back exactly those bytes,
+// and the page says where the keys are, on screen and in its print copy.
+func TestReceiptIsSignedForAnyoneToCheck(t *testing.T) {
+	e := newMandateEnv(t)
+	marie := e.holder("marie.dupont@example.org", "Marie Dupont")
+	m := marie.approved(false)
+	_, page := marie.get("/holder/mandates/" + m.ID + "/receipt")
+	got := receiptJWS.FindStringSubmatch(page)
+	if got == nil {
+		t.Fatal("no signature on the receipt page")
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(e.authz.Keys().JWKS(), &set); err != nil {
+		t.Fatal(err)
+	}
+	jws, err := jose.ParseSigned(got[1], []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := jws.Signatures[0].Header
+	if h.ExtraHeaders[jose.HeaderType] != authz.ReceiptJWSType {
+		t.Errorf("typ = %v", h.ExtraHeaders[jose.HeaderType])
+	}
+	keys := set.Key(h.KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("the signing key %q is not published", h.KeyID)
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		t.Fatalf("the receipt's signature does not verify: %v", err)
+	}
+	if !bytes.Equal(payload, m.ConsentReceipt) {
+		t.Errorf("signed payload %s\nwant the stored receipt %s", payload, m.ConsentReceipt)
+	}
+	mustContain(t, page, `<details class="signature">`, `<div class="signature-print" hidden>`)
+	mustContain(t, text(page), "Signature électronique du reçu",
+		"Un contrôleur vérifie cette signature avec les clés publiques du service, publiées à l'adresse https://id.example.org/oauth2/jwks.json")
+	if n := strings.Count(page, got[1]); n != 2 {
+		t.Errorf("the signature appears %d times, want 2 (screen and print)", n)
+	}
+	_, page = marie.get("/holder/mandates/" + m.ID + "/receipt?lang=en")
+	mustContain(t, text(page), "Electronic signature of the receipt", "An auditor checks this signature")
+
+	// Stored bytes that no longer match their hash are never signed.
+	if _, err := e.store.UpdateMandate(t.Context(), m.ID, func(x *mandate.Mandate) error {
+		x.ConsentReceipt = bytes.Replace(x.ConsentReceipt, []byte("Marie Dupont"), []byte("Marie Dupond"), 1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, page = marie.get("/holder/mandates/" + m.ID + "/receipt"); receiptJWS.MatchString(page) {
+		t.Error("altered receipt bytes were signed")
 	}
 }

@@ -90,6 +90,11 @@ var holderMandateMessages = map[string]msg{
 	"hm.home.link":       {"Mes accès en cours et mes demandes", "My current access and requests"},
 	"hm.home.code":       {"Entrer un code reçu", "Enter a code I received"},
 
+	"hm.list.accesses":       {"Derniers accès", "Latest accesses"},
+	"hm.list.accesses.intro": {"Ce qu'ont fait récemment les personnes à qui vous avez donné une délégation. Vous recevez aussi un message quand elles accèdent à votre boîte mail (au plus un par quart d'heure).", "What the people you gave a delegation to did lately. You also get a message when they access your mailbox (at most one every 15 minutes)."},
+	"hm.list.accesses.none":  {"Aucun accès pour l'instant.", "No access yet."},
+	"hm.list.accesses.all":   {"Voir tout l'historique", "See the whole history"},
+
 	"hm.receipt.title":     {"Reçu de votre accord", "Receipt of your approval"},
 	"hm.receipt.intro":     {"Ce reçu garde la trace de ce que vous avez autorisé. Vous pouvez l'imprimer ou l'enregistrer.", "This receipt records what you allowed. You can print it or save it."},
 	"hm.receipt.number":    {"Numéro de l'autorisation", "Authorisation number"},
@@ -105,6 +110,8 @@ var holderMandateMessages = map[string]msg{
 	"hm.receipt.audit":     {"Le journal d'audit de mandated garde cette empreinte avec votre accord (« receipt: » suivi de l'empreinte). Un contrôleur peut ainsi vérifier que ce reçu est authentique.", "mandated's audit log keeps this fingerprint with your approval (\"receipt:\" followed by the fingerprint). An auditor can so check that this receipt is genuine."},
 	"hm.receipt.data":      {"Les données du reçu, pour une vérification", "The receipt's data, for a check"},
 	"hm.receipt.data.hint": {"L'empreinte ci-dessus est le SHA-256 de ce texte exact.", "The fingerprint above is the SHA-256 of this exact text."},
+	"hm.receipt.sig":       {"Signature électronique du reçu", "Electronic signature of the receipt"},
+	"hm.receipt.sig.hint":  {"Un contrôleur vérifie cette signature avec les clés publiques du service, publiées à l'adresse %s : elle prouve que ce reçu vient du service et n'a pas été modifié.", "An auditor checks this signature with the service's public keys, published at %s: it proves that this receipt comes from the service and was not changed."},
 	"hm.receipt.none":      {"Il n'y a pas de reçu : cette demande n'a jamais été autorisée.", "There is no receipt: this request was never allowed."},
 	"hm.receipt.print":     {"Pour l'imprimer, utilisez la commande « Imprimer » de votre navigateur.", "To print it, use your browser's \"Print\" command."},
 

@@ -41,6 +41,9 @@ type app struct {
 	// events streams mandate endings to resource servers; closed on shutdown.
 	events *api.EventStreams
 	writer *auditWriter
+	// notices tells holders of their colleagues' accesses under a
+	// delegation (the authorization server's token hook, wire_mandates.go).
+	notices *accessNotices
 	// notifier sends one-time codes, invitations and reset links (wire_notify.go).
 	notifier notify.Notifier
 	secrets  secrets
@@ -133,6 +136,7 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		st.Close()
 		return nil, err
 	}
+	a.notices = a.newAccessNotices()
 	a.authz, err = authz.New(authz.Config{
 		Issuer:               cfg.Issuer,
 		HMACSecret:           sec.HMAC,
@@ -151,7 +155,7 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		}),
 		// Assisted sessions and delegations: the RFC 8628 device flow
 		// creates mandates; their tokens live only while they do.
-		authz.WithMandates(a.mandates), authz.WithDeviceStore(st),
+		authz.WithMandates(a.mandates), authz.WithDeviceStore(st), authz.WithTokenHook(a.notices.hook),
 		authz.WithStaffDirectory(func(ctx context.Context, staffID string) (string, error) {
 			s, err := st.GetStaff(ctx, staffID)
 			return s.StructureID, err
@@ -180,6 +184,7 @@ func auditOrigin(issuer string) string {
 
 // Close stops the revocation bus and closes the database.
 func (a *app) Close() error {
+	a.notices.waitFor(noticesDrain) // notices under way read the database
 	a.writer.close() // the writer finishes its batch before the database closes
 	busErr := a.bus.Close()
 	if err := a.store.Close(); err != nil {

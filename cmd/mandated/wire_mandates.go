@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -163,11 +164,13 @@ func (a *app) runMandateSweep(ctx context.Context) {
 }
 
 // registerMandates serves the holder's side of mandates (/device, the
-// approval card, the live page with its heartbeat, receipts) and the
-// mediator's console (wire_mandates.go).
+// approval card, the live page with its heartbeat, the list with the
+// latest accesses, signed receipts) and the mediator's console
+// (wire_mandates.go).
 func (a *app) registerMandates(e *echo.Echo, pages *ui.UI) error {
 	ui.NewHolderMandatePages(pages, a.mandates, a.authz, people.NewDirectory(a.store), a.hub,
-		ui.HolderMandateConfig{HeartbeatEvery: a.cfg.Mandates.HeartbeatEvery, Clock: a.clock}).Register(e)
+		ui.HolderMandateConfig{HeartbeatEvery: a.cfg.Mandates.HeartbeatEvery, Clock: a.clock,
+			Receipts: a.authz, ReceiptKeysURL: a.authz.Config().URL(authz.PathJWKS), Events: a.audit}).Register(e)
 	h, err := a.newHolders()
 	if err != nil {
 		return err
@@ -177,4 +180,118 @@ func (a *app) registerMandates(e *echo.Echo, pages *ui.UI) error {
 	a.console.Register(e)
 	api.RegisterMandates(e, a.mandates, a.clock, pages.CurrentPrincipal)
 	return nil
+}
+
+// accessNoticeEvery is the least time between two notices of one
+// delegation to its holder.
+const accessNoticeEvery = 15 * time.Minute
+
+// accessNoticeTimeout bounds the sending of one notice (the SMS webhook
+// retries for up to about 10 s, SMTP answers within --smtp-timeout).
+const accessNoticeTimeout = time.Minute
+
+// accessNotices tells a holder each time a colleague gets access to their
+// mailbox under a delegation (docs/mandates.md, "Notices to the holder"):
+// the authorization server's token hook, after the tokens are stored and
+// recorded. At most one notice per delegation per accessNoticeEvery, by an
+// in-memory limiter of this process (each replica has its own: with N
+// replicas a holder may get up to N notices in a quarter of an hour, and a
+// restart forgets the quarter). The notice is sent in the background:
+// the token answer never waits for the SMTP server or the SMS gateway, and
+// a failed notice is only logged (the access is in the audit log, and the
+// next one tries again). Sessions, where the holder is there, are not
+// told.
+type accessNotices struct {
+	a       *app
+	limiter *people.NoticeLimiter
+	wg      sync.WaitGroup // notices being sent
+}
+
+func (a *app) newAccessNotices() *accessNotices {
+	return &accessNotices{a: a, limiter: people.NewNoticeLimiter(accessNoticeEvery, a.clock)}
+}
+
+// hook is called on the token request: it takes the limiter's slot and
+// leaves the rest to a goroutine.
+func (n *accessNotices) hook(ctx context.Context, mandateID string, refreshed bool) {
+	if !n.limiter.Allow(mandateID) {
+		return
+	}
+	at := n.a.clock.Now()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), accessNoticeTimeout)
+		defer cancel()
+		m, err := n.a.mandates.Get(ctx, mandateID)
+		switch {
+		case err != nil:
+			n.limiter.Forget(mandateID)
+			n.a.log.WarnContext(ctx, "access notice not sent", "mandate_id", mandateID, "err", err)
+			return
+		case m.Kind != mandate.KindDelegation:
+			// A session: the holder is there. The slot stays taken, so
+			// a session costs one look per quarter of an hour at most.
+			return
+		case at.Before(m.NotBefore):
+			// Exchanged ahead of the window: the token carries nbf and
+			// works later. The slot goes back, so the first real access
+			// (a refresh inside the window) is told.
+			n.limiter.Forget(mandateID)
+			return
+		}
+		if err := n.send(ctx, m, at); err != nil {
+			// Tried again at the next access; a holder with no contact
+			// is not an incident and keeps the slot (logged once a
+			// quarter of an hour at most).
+			if !errors.Is(err, people.ErrNoContactForNotice) {
+				n.limiter.Forget(mandateID)
+			}
+			n.a.log.WarnContext(ctx, "access notice not sent", "mandate_id", mandateID, "refreshed", refreshed, "err", err)
+		}
+	}()
+}
+
+// send tells the holder of delegation m that its colleague got access at
+// at: the colleague's and structure's names of today, the mailbox, the
+// link to the holder's mandates.
+func (n *accessNotices) send(ctx context.Context, m mandate.Mandate, at time.Time) error {
+	dir := people.NewDirectory(n.a.store)
+	notice := people.AccessNotice{HolderID: m.HolderID, Mailbox: m.Mailbox, At: at,
+		Link: strings.TrimSuffix(n.a.cfg.Issuer, "/") + "/holder/mandates"}
+	if p, err := dir.Delegate(ctx, m.DelegateID); err == nil {
+		notice.Colleague = p.DisplayName
+	} else {
+		n.a.log.WarnContext(ctx, "access notice: colleague's name", "mandate_id", m.ID, "err", err)
+	}
+	if name, err := dir.StructureName(ctx, m.StructureID); err == nil {
+		notice.Structure = name
+	} else {
+		n.a.log.WarnContext(ctx, "access notice: structure's name", "mandate_id", m.ID, "err", err)
+	}
+	holders, err := n.a.newHolders()
+	if err != nil {
+		return err
+	}
+	return holders.NotifyAccess(ctx, notice)
+}
+
+// wait waits for the notices being sent (tests).
+func (n *accessNotices) wait() { n.wg.Wait() }
+
+// noticesDrain is how long Close waits for notices under way; a notice
+// still unsent then may be lost (docs/mandates.md says so).
+const noticesDrain = 5 * time.Second
+
+// waitFor waits for the notices being sent, at most d.
+func (n *accessNotices) waitFor(d time.Duration) {
+	if n == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
