@@ -18,11 +18,10 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/mandated/mandated/api"
-	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
+	"github.com/mandated/mandated/authz/authztest"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/people"
-	"github.com/mandated/mandated/seal"
 	"github.com/mandated/mandated/store"
 	"github.com/mandated/mandated/store/storetest"
 )
@@ -33,6 +32,26 @@ type deviceRevoker struct{ srv *authz.Server }
 
 func (r *deviceRevoker) RevokeGrant(ctx context.Context, grantID string) error {
 	return r.srv.RevokeGrant(ctx, grantID)
+}
+
+// seedMairie creates the structure "mairie", its mediator alice (the staff
+// member testPages signs in: testPrincipal) and the holder jeanne, whose
+// mailbox is mailbox.
+func seedMairie(t *testing.T, st *store.Store, now time.Time, mailbox string) people.Holder {
+	t.Helper()
+	ctx := context.Background()
+	if err := st.CreateStructure(ctx, people.Structure{ID: "mairie", Name: "Mairie", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateStaff(ctx, people.Staff{ID: testPrincipal.ID, Email: "alice@mairie.example", DisplayName: "Alice",
+		Role: people.RoleMediator, StructureID: "mairie", Status: people.StaffActive, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	holder := people.Holder{ID: "jeanne", Mailbox: mailbox, DisplayName: "Jeanne", Email: "jeanne@perso.example", Language: "fr", CreatedAt: now}
+	if err := st.CreateHolder(ctx, holder, "mairie"); err != nil {
+		t.Fatal(err)
+	}
+	return holder
 }
 
 // pollWatch is the HTTP transport of the device client: it tells, once,
@@ -63,49 +82,13 @@ func TestDeviceFlowInteroperatesWithXOAuth2(t *testing.T) {
 	clock := &testClock{}
 	st := storetest.OpenSQLiteWith(t, store.Options{Clock: clock})
 	log := storetest.StartAuditLog(t, st, clock)
-	now := clock.Now()
-	if err := st.CreateStructure(ctx, people.Structure{ID: "mairie", Name: "Mairie", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	// testPages signs in testPrincipal: the staff member "alice".
-	if err := st.CreateStaff(ctx, people.Staff{ID: testPrincipal.ID, Email: "alice@mairie.example", DisplayName: "Alice",
-		Role: people.RoleMediator, StructureID: "mairie", Status: people.StaffActive, CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
 	const mailbox = "jeanne@mail.example"
-	holder := people.Holder{ID: "jeanne", Mailbox: mailbox, DisplayName: "Jeanne", Email: "jeanne@perso.example", Language: "fr", CreatedAt: now}
-	if err := st.CreateHolder(ctx, holder, "mairie"); err != nil {
-		t.Fatal(err)
-	}
-
-	sealer, err := seal.New(randomBytes(t, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: st, Sealer: sealer, Clock: clock, Recorder: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := seedMairie(t, st, clock.Now(), mailbox)
 	quiet := slog.New(slog.DiscardHandler)
-	rev := &deviceRevoker{}
-	svc, err := mandate.NewService(mandate.Deps{Store: st, Dir: people.NewDirectory(st), Revoker: rev,
-		Recorder: audit.MandateRecorder(log.Log), Clock: clock, Log: quiet}, mandate.ServiceConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
-	srv, err := authz.New(authz.Config{Issuer: issuer, HMACSecret: randomBytes(t, 32)}, st, keys,
-		authz.WithClock(clock), authz.WithRecorder(log), authz.WithLogger(quiet),
-		authz.WithMandates(svc), authz.WithDeviceStore(st),
-		authz.WithStaffDirectory(func(ctx context.Context, id string) (string, error) {
-			s, err := st.GetStaff(ctx, id)
-			return s.StructureID, err
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev.srv = srv
+	flow := authztest.NewDeviceFlow(t, st, log, clock, authz.Config{Issuer: issuer}, nil)
+	svc, srv, keys := flow.Mandates, flow.Server, flow.Keys
 	e := api.NewEcho(api.Config{}, api.Deps{Logger: quiet})
 	api.RegisterOAuth(e, srv, testPages{})
 	e.GET("/test/signin", func(c echo.Context) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/mandated/mandated/api"
 	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
+	"github.com/mandated/mandated/authz/authztest"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/people"
 	"github.com/mandated/mandated/seal"
@@ -52,43 +53,13 @@ func newEventsEnv(t *testing.T) *eventsEnv {
 	clock := &testClock{}
 	st := storetest.OpenSQLiteWith(t, store.Options{Clock: clock})
 	log := storetest.StartAuditLog(t, st, clock)
-	now := clock.Now()
-	if err := st.CreateStructure(ctx, people.Structure{ID: "mairie", Name: "Mairie", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateStaff(ctx, people.Staff{ID: "alice", Email: "alice@mairie.example", DisplayName: "Alice",
-		Role: people.RoleMediator, StructureID: "mairie", Status: people.StaffActive, CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	holder := people.Holder{ID: "jeanne", Mailbox: eventsMailbox, DisplayName: "Jeanne", Email: "jeanne@perso.example", Language: "fr", CreatedAt: now}
-	if err := st.CreateHolder(ctx, holder, "mairie"); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(randomBytes(t, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: st, Sealer: sealer, Clock: clock, Recorder: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := seedMairie(t, st, clock.Now(), eventsMailbox)
 	quiet := slog.New(slog.DiscardHandler)
 	hub := mandate.NewHub()
-	rev := &deviceRevoker{}
-	svc, err := mandate.NewService(mandate.Deps{Store: st, Dir: people.NewDirectory(st), Revoker: rev,
-		Watchers: eventsHubWatchers{hub}, Recorder: audit.MandateRecorder(log.Log), Clock: clock, Log: quiet}, mandate.ServiceConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
-	srv, err := authz.New(authz.Config{Issuer: issuer, HMACSecret: randomBytes(t, 32)}, st, keys,
-		authz.WithClock(clock), authz.WithRecorder(log), authz.WithLogger(quiet),
-		authz.WithMandates(svc), authz.WithDeviceStore(st))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev.srv = srv
+	flow := authztest.NewDeviceFlow(t, st, log, clock, authz.Config{Issuer: issuer}, eventsHubWatchers{hub})
+	svc, srv, keys := flow.Mandates, flow.Server, flow.Keys
 	e := api.NewEcho(api.Config{}, api.Deps{Logger: quiet})
 	api.RegisterOAuth(e, srv, testPages{})
 	streams := api.RegisterEvents(e, api.EventsDeps{Tokens: srv, Mandates: svc, Hub: hub, Clock: clock,

@@ -2,13 +2,11 @@ package authz_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,9 +18,9 @@ import (
 
 	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
+	"github.com/mandated/mandated/authz/authztest"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/people"
-	"github.com/mandated/mandated/seal"
 	"github.com/mandated/mandated/store"
 	"github.com/mandated/mandated/store/storetest"
 )
@@ -89,40 +87,11 @@ func newDeviceEnvOn(t *testing.T, open func(testing.TB, store.Options) *store.St
 		t.Fatal(err)
 	}
 
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: st, Sealer: sealer, Clock: clk, Recorder: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev := &lateRevoker{}
-	e.svc, err = mandate.NewService(mandate.Deps{
-		Store: st, Dir: people.NewDirectory(st), Revoker: rev, Recorder: audit.MandateRecorder(log.Log), Clock: clk,
-		Log: slog.New(slog.DiscardHandler),
-	}, mandate.ServiceConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.ts = httptest.NewUnstartedServer(nil)
 	e.issuer = "http://" + e.ts.Listener.Addr().String()
-	hmacKey := make([]byte, 32)
-	_, _ = rand.Read(hmacKey)
 	// Every mandate token is also for the mail gateway (Config.MandateAudience).
-	e.srv, err = authz.New(authz.Config{Issuer: e.issuer, HMACSecret: hmacKey, MandateAudience: []string{mailGateway}}, st, keys,
-		authz.WithClock(clk), authz.WithRecorder(log), authz.WithLogger(slog.New(slog.DiscardHandler)),
-		authz.WithMandates(e.svc), authz.WithDeviceStore(st),
-		authz.WithStaffDirectory(func(ctx context.Context, id string) (string, error) {
-			s, err := st.GetStaff(ctx, id)
-			return s.StructureID, err
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev.srv = e.srv
+	flow := authztest.NewDeviceFlow(t, st, log, clk, authz.Config{Issuer: e.issuer, MandateAudience: []string{mailGateway}}, nil)
+	e.svc, e.srv = flow.Mandates, flow.Server
 	mux := http.NewServeMux()
 	mux.HandleFunc(authz.PathToken, e.srv.Token)
 	mux.HandleFunc(authz.PathDeviceAuthorization, e.srv.DeviceAuthorization)

@@ -64,19 +64,10 @@ func mediatorOpensASession(t *testing.T, vp viewport) {
 	)
 	srv := newServer(t, withHolders(&hf), withHolderMandates(&mf, &hf, time.Second), withConsole(&cf, &mf, &hf))
 	ctx := t.Context()
-	secret := srv.staff("agent@trifouillis.fr", "Agent Durand")
-	agent, err := srv.store.FindStaffByEmail(ctx, "agent@trifouillis.fr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	by := people.Principal{Kind: "staff", ID: agent.ID, Role: people.RoleMediator, StructureID: agent.StructureID}
-	res, err := hf.h.Create(ctx, by, agent.StructureID, people.HolderInput{
+	agent, secret := srv.mediator("agent@trifouillis.fr", "Agent Durand")
+	marie := hf.createHolder(t, agent, people.HolderInput{
 		Mailbox: "marie.dupont@example.org", DisplayName: "Marie Dupont", Email: "marie.perso@example.net",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	marie := res.Holder
 
 	b := newTab(t, vp, "fr-FR,fr;q=0.9")
 	b.open(srv.url + "/")
@@ -240,21 +231,13 @@ func TestAdminSetsTheStructurePolicyAndEndsASessionOnAPhone(t *testing.T) {
 	)
 	srv := newServer(t, withHolders(&hf), withHolderMandates(&mf, &hf, time.Second), withConsole(&cf, &mf, &hf))
 	ctx := t.Context()
-	srv.staff("agent@trifouillis.fr", "Agent Durand")
-	agent, err := srv.store.FindStaffByEmail(ctx, "agent@trifouillis.fr")
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent, _ := srv.mediator("agent@trifouillis.fr", "Agent Durand")
 	secret := srv.enrolStaff("chef@trifouillis.fr", "Chef Martin", "admin", "Mairie de Trifouillis")
-	by := people.Principal{Kind: "staff", ID: agent.ID, Role: people.RoleMediator, StructureID: agent.StructureID}
-	res, err := hf.h.Create(ctx, by, agent.StructureID, people.HolderInput{
+	marie := hf.createHolder(t, agent, people.HolderInput{
 		Mailbox: "marie.dupont@example.org", DisplayName: "Marie Dupont", Email: "marie.perso@example.net",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	d, err := mf.authz.AuthorizeDevice(ctx, authz.DeviceRequest{ClientID: ui.ConsoleClientID, Scopes: []string{mandate.ScopeMailRead},
-		HolderID: res.Holder.ID, Duration: 30 * time.Minute, Purpose: "Dossier logement", PurposeCategory: mandate.PurposeHousing,
+		HolderID: marie.ID, Duration: 30 * time.Minute, Purpose: "Dossier logement", PurposeCategory: mandate.PurposeHousing,
 		ActorStaffID: agent.ID, ActorStructure: agent.StructureID})
 	if err != nil {
 		t.Fatal(err)

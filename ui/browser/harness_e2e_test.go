@@ -2,7 +2,6 @@ package browser_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"image/png"
@@ -20,12 +19,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"rsc.io/qr"
 
-	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/authz"
 	"github.com/mandated/mandated/mandate"
-	"github.com/mandated/mandated/people"
 	"github.com/mandated/mandated/store/storetest"
-	"github.com/mandated/mandated/ui"
 )
 
 // The end-to-end test's harness: one server on SQLite as `mandated serve`
@@ -44,7 +40,7 @@ const e2eGuard = 6 * time.Minute
 // onLocalhost makes the issuer http://localhost:<port>, so that every URL
 // the server builds (the verification URI of the QR code, the tokens' iss)
 // names the host the holder's passkey is bound to: browsers refuse
-// passkeys on an IP address. It must come before withServeMandates, whose
+// passkeys on an IP address. It must come before withHolderMandates, whose
 // authorization server takes the issuer from s.url.
 func onLocalhost() serverOption {
 	return func(s *server) {
@@ -54,59 +50,6 @@ func onLocalhost() serverOption {
 		}
 		s.url = "http://localhost:" + u.Port()
 	}
-}
-
-// withServeMandates wires mandates as `mandated serve` does on SQLite
-// (cmd/mandated: openMandates, openApp, registerMandates), where
-// withHolderMandates takes shortcuts: one in-process revocation bus
-// carries every mandate change ("mandate:<id>") to the authorization
-// server's introspection cache and to the hub the live pages follow; the
-// authorization server records tokens in the audit log of hf. The live
-// page beats every heartbeat (real time); leases lapse after 15 s of the
-// server's clock. It fills f as withHolderMandates does, for withConsole.
-func withServeMandates(f *holderMandatesFeature, hf *holdersFeature, heartbeat time.Duration) serverOption {
-	return func(s *server) {
-		ctx := s.t.Context()
-		bus := authz.NewLocalBus()
-		f.hub = mandate.NewHub()
-		bus.Subscribe(func(msg string) {
-			if id, ok := strings.CutPrefix(msg, authz.MandateMessagePrefix); ok {
-				f.hub.Notify(id)
-			} else if msg == authz.FlushAll {
-				f.hub.NotifyAll()
-			}
-		})
-		dir := people.NewDirectory(s.store)
-		svc, err := mandate.NewService(mandate.Deps{Store: s.store, Dir: dir, Revoker: revokerOf{f}, Watchers: e2eBusWatchers{bus},
-			Recorder: audit.MandateRecorder(hf.log.Log), Clock: s.clock, Log: s.quiet}, mandate.ServiceConfig{})
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		f.svc = svc
-		keys, err := authz.NewKeyManager(ctx, authz.KeyManagerConfig{Store: s.store, Sealer: s.sealer, Clock: s.clock, Logger: s.quiet})
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		f.authz, err = authz.New(authz.Config{Issuer: s.url, HMACSecret: randomBytes(s.t, 32)}, s.store, keys,
-			authz.WithClock(s.clock), authz.WithLogger(s.quiet), authz.WithRevocationBus(bus), authz.WithRecorder(hf.log.Log),
-			authz.WithMandates(svc), authz.WithDeviceStore(s.store),
-			authz.WithStaffDirectory(func(ctx context.Context, staffID string) (string, error) {
-				st, err := s.store.GetStaff(ctx, staffID)
-				return st.StructureID, err
-			}))
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		ui.NewHolderMandatePages(s.pages, svc, f.authz, dir, f.hub, ui.HolderMandateConfig{HeartbeatEvery: heartbeat, Clock: s.clock}).Register(s.echo)
-	}
-}
-
-// e2eBusWatchers publishes each mandate change on the bus, as
-// cmd/mandated's busWatchers does.
-type e2eBusWatchers struct{ bus authz.RevocationBus }
-
-func (w e2eBusWatchers) MandateChanged(ctx context.Context, id string) {
-	_ = w.bus.Publish(context.WithoutCancel(ctx), authz.MandateMessagePrefix+id) // a LocalBus never fails
 }
 
 // mailServers are the OAuth2 clients of the story that are not a browser:
@@ -123,7 +66,7 @@ type mailServers struct {
 	otherSecret string
 }
 
-// withMailServers registers the clients, after withServeMandates and
+// withMailServers registers the clients, after withHolderMandates and
 // before withConsole. The console's first-party client is registered here
 // as EnsureConsoleClient would, plus the mail server as its audience:
 // without an audience no resource server may introspect the console's
@@ -282,10 +225,7 @@ func (ms *mailServers) verifiedClaims(t *testing.T, token string) map[string]any
 // newLongTab is newTab with a guard long enough for the whole story.
 func newLongTab(t *testing.T, vp viewport, lang string) *tab {
 	t.Helper()
-	requireBrowser(t)
-	ctx, cancel := chromedp.NewContext(shared.browser, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	return startTab(t, ctx, vp, lang)
+	return newTabWithin(t, vp, lang, e2eGuard)
 }
 
 // sibling opens another tab in b's browser context (its cookies: the same
@@ -294,29 +234,7 @@ func (b *tab) sibling(lang string) *tab {
 	b.t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	b.t.Cleanup(cancel)
-	return startTab(b.t, ctx, b.vp, lang)
-}
-
-func startTab(t *testing.T, ctx context.Context, vp viewport, lang string) *tab {
-	t.Helper()
-	if err := chromedp.Do(ctx); err != nil { // opens the tab
-		t.Fatalf("open a tab: %v", err)
-	}
-	ctx, stop := context.WithTimeout(ctx, e2eGuard)
-	t.Cleanup(stop)
-	var opts []chromedp.EmulateViewportOption
-	if vp.mobile {
-		opts = append(opts, chromedp.EmulatePortrait, chromedp.EmulateMobile)
-	}
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(vp.w, vp.h, opts...)); err != nil {
-		t.Fatalf("viewport: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
-		Headers: network.Headers{"Accept-Language": lang},
-	}); err != nil {
-		t.Fatalf("Accept-Language: %v", err)
-	}
-	return &tab{t: t, ctx: ctx, vp: vp}
+	return startTab(b.t, ctx, b.vp, lang, e2eGuard)
 }
 
 // blockHeartbeats makes the tab's heartbeat requests fail as a lost

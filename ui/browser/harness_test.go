@@ -142,14 +142,27 @@ type tab struct {
 
 func newTab(t *testing.T, vp viewport, lang string) *tab {
 	t.Helper()
+	return newTabWithin(t, vp, lang, 90*time.Second)
+}
+
+// newTabWithin is newTab whose browser calls are bounded by guard.
+func newTabWithin(t *testing.T, vp viewport, lang string, guard time.Duration) *tab {
+	t.Helper()
 	requireBrowser(t)
 	ctx, cancel := chromedp.NewContext(shared.browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
+	return startTab(t, ctx, vp, lang, guard)
+}
+
+// startTab opens the tab of ctx, with the viewport and Accept-Language.
+// guard bounds its browser calls: a guard against a hung browser, not a
+// timed assertion.
+func startTab(t *testing.T, ctx context.Context, vp viewport, lang string, guard time.Duration) *tab {
+	t.Helper()
 	if err := chromedp.Do(ctx); err != nil { // opens the tab
 		t.Fatalf("open a tab: %v", err)
 	}
-	// A guard against a hung browser, not a timed assertion.
-	ctx, stop := context.WithTimeout(ctx, 90*time.Second)
+	ctx, stop := context.WithTimeout(ctx, guard)
 	t.Cleanup(stop)
 	var opts []chromedp.EmulateViewportOption
 	if vp.mobile {

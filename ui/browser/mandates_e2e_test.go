@@ -71,7 +71,7 @@ func TestMandatesEndToEnd(t *testing.T) {
 		cf consoleFeature
 	)
 	srv := newServer(t, onLocalhost(), withHolders(&hf), withPasskeys(&pk, &hf),
-		withServeMandates(&mf, &hf, 200*time.Millisecond), withMailServers(&ms, &mf), withConsole(&cf, &mf, &hf))
+		withHolderMandates(&mf, &hf, 200*time.Millisecond), withMailServers(&ms, &mf), withConsole(&cf, &mf, &hf))
 	ctx := t.Context()
 	if pk.base != srv.url {
 		t.Fatalf("the passkeys' origin %s is not the issuer %s", pk.base, srv.url)

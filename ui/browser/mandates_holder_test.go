@@ -10,7 +10,9 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
+	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/mandate"
 	"github.com/mandated/mandated/people"
 )
@@ -46,19 +48,10 @@ func TestHolderApprovesOnAPhoneKeepsTheSessionAliveAndEndsIt(t *testing.T) {
 	)
 	srv := newServer(t, withHolders(&hf), withHolderMandates(&mf, &hf, 200*time.Millisecond))
 	ctx := t.Context()
-	srv.staff("agent@trifouillis.fr", "Agent Durand")
-	agent, err := srv.store.FindStaffByEmail(ctx, "agent@trifouillis.fr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	by := people.Principal{Kind: "staff", ID: agent.ID, Role: people.RoleMediator, StructureID: agent.StructureID}
-	res, err := hf.h.Create(ctx, by, agent.StructureID, people.HolderInput{
+	agent, _ := srv.mediator("agent@trifouillis.fr", "Agent Durand")
+	holder := hf.createHolder(t, agent, people.HolderInput{
 		Mailbox: "marie.dupont@example.org", DisplayName: "Marie Dupont", Email: "marie.perso@example.net",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := res.Holder
 	get := func(id string) mandate.Mandate {
 		t.Helper()
 		m, err := mf.svc.Get(ctx, id)
@@ -177,6 +170,17 @@ func TestHolderApprovesOnAPhoneKeepsTheSessionAliveAndEndsIt(t *testing.T) {
 	b.press(`a[href="/holder/mandates/` + d.MandateID + `/receipt"]`)
 	b.mustSee("h1", "Reçu de votre accord")
 	b.mustSee("#receipt-hash", get(d.MandateID).ConsentHash)
+	// The signature, folded: opened with the keyboard, it shows the JWS.
+	b.mustSee("details.signature summary", "Signature électronique du reçu")
+	if err := chromedp.Do(b.ctx, chromedp.Focus(chromedp.CSS("details.signature summary"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.key(kb.Enter); err != nil {
+		t.Fatal(err)
+	}
+	if !eval[bool](b, `document.querySelector('details.signature').open && document.getElementById('receipt-jws').textContent.split('.').length === 3`) {
+		t.Error("the receipt's signature does not open as a compact JWS")
+	}
 	if !eval[bool](b, `document.querySelector('img.qr').complete && document.querySelector('img.qr').naturalWidth > 0`) {
 		t.Error("the receipt's QR code did not load")
 	}
@@ -212,19 +216,10 @@ func TestDelegationPausesWhenThePhoneLeavesAndResumesOnIAmAvailable(t *testing.T
 	)
 	srv := newServer(t, withHolders(&hf), withHolderMandates(&mf, &hf, 200*time.Millisecond))
 	ctx := t.Context()
-	srv.staff("collegue@trifouillis.fr", "Paul Collègue")
-	colleague, err := srv.store.FindStaffByEmail(ctx, "collegue@trifouillis.fr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	by := people.Principal{Kind: "staff", ID: colleague.ID, Role: people.RoleMediator, StructureID: colleague.StructureID}
-	res, err := hf.h.Create(ctx, by, colleague.StructureID, people.HolderInput{
+	colleague, _ := srv.mediator("collegue@trifouillis.fr", "Paul Collègue")
+	holder := hf.createHolder(t, colleague, people.HolderInput{
 		Mailbox: "claire.martin@trifouillis.fr", DisplayName: "Claire Martin", Email: "claire.perso@example.net",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	holder := res.Holder
 	now := srv.clock.Now()
 	m, err := mf.svc.Request(ctx, mandate.Request{Kind: mandate.KindDelegation, StructureID: colleague.StructureID,
 		HolderID: holder.ID, DelegateID: colleague.ID, ClientID: mf.client, Scopes: []string{mandate.ScopeMailRead},
@@ -295,6 +290,19 @@ func TestDelegationPausesWhenThePhoneLeavesAndResumesOnIAmAvailable(t *testing.T
 	eventually(t, "heartbeats resume", func() bool {
 		return get().LeaseUntil.After(srv.clock.Now().Add(10 * time.Second))
 	})
+
+	// The holder's list tells of the colleague's accesses: a mail server
+	// reported a message read under the delegation.
+	if _, err := hf.log.Log.Record(ctx, audit.Event{Actor: audit.Actor{Kind: audit.ActorStaff, ID: colleague.ID, Name: colleague.DisplayName},
+		Holder: holder.ID, Structure: colleague.StructureID, Action: audit.ActionMailboxRead, Target: "message:42",
+		MandateID: m.ID, ClientID: mf.client, Outcome: audit.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	list := b.sibling("fr-FR,fr;q=0.9")
+	list.open(srv.url + "/holder/mandates")
+	list.mustSee("#accesses-title", "Derniers accès")
+	list.mustSee("section[aria-labelledby=accesses-title] ol", "Paul Collègue")
+	list.checkPage("holder's mandates with the latest accesses")
 
 	// Closing the page ends the lease, not the delegation.
 	if _, err := chromedp.Call(b.ctx, page.Close, cdp.Empty{}); err != nil {
