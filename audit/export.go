@@ -3,12 +3,10 @@ package audit
 import (
 	"bufio"
 	"context"
-	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,97 +139,6 @@ func (p Problem) String() string {
 		return fmt.Sprintf("event %d: %s", p.Index, p.Reason)
 	}
 	return fmt.Sprintf("line %d (event %d): %s", p.Line, p.Index, p.Reason)
-}
-
-// VerifyExport checks an export offline against verifierKey: the signatures
-// of the checkpoint and the range, every entry's inclusion proof and leaf,
-// every opened personal field, and that the entries are exactly the signed
-// range, in order. The error wraps ErrVerify and names the first problem;
-// the report lists them all.
-func VerifyExport(r io.Reader, verifierKey string) (Report, error) {
-	var rep Report
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	var lines [][]byte
-	for sc.Scan() {
-		if len(strings.TrimSpace(sc.Text())) > 0 {
-			lines = append(lines, slices.Clone(sc.Bytes()))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return rep, fmt.Errorf("%w: read export: %v", ErrVerify, err)
-	}
-	if len(lines) == 0 {
-		return rep, fmt.Errorf("%w: empty export", ErrVerify)
-	}
-	var tr ExportTrailer
-	if err := json.Unmarshal(lines[len(lines)-1], &tr); err != nil || tr.Checkpoint == "" {
-		return rep, fmt.Errorf("%w: last line is not a checkpoint trailer", ErrVerify)
-	}
-	size, root, err := OpenCheckpoint([]byte(tr.Checkpoint), verifierKey)
-	if err != nil {
-		return rep, err
-	}
-	rep.Size = size
-	if rep.From, rep.To, err = openRange([]byte(tr.Range), verifierKey, size); err != nil {
-		return rep, err
-	}
-	lines = lines[:len(lines)-1]
-	rep.Entries = len(lines)
-	seen := map[int64]int{}
-	prev := int64(-1)
-	add := func(line int, idx int64, format string, args ...any) {
-		rep.Problems = append(rep.Problems, Problem{Line: line, Index: idx, Reason: fmt.Sprintf(format, args...)})
-	}
-	for i, raw := range lines {
-		n := i + 1
-		var e ExportEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			add(n, -1, "not an export entry: %v", err)
-			continue
-		}
-		seen[e.Index]++
-		switch {
-		case e.Index < rep.From || e.Index >= rep.To:
-			add(n, e.Index, "outside the signed range [%d, %d): inserted", rep.From, rep.To)
-		case seen[e.Index] > 1:
-			add(n, e.Index, "appears again: inserted or duplicated")
-		case e.Index < prev:
-			add(n, e.Index, "out of order: comes after event %d", prev)
-		}
-		prev = max(prev, e.Index)
-		fields, err := ParseLeaf(e.Leaf)
-		if err != nil {
-			add(n, e.Index, "leaf: %v", err)
-			continue
-		}
-		if s := LeafSeq(fields); s != e.Index {
-			add(n, e.Index, "leaf says it is event %d", s)
-		}
-		if e.Index >= 0 && e.Index < size {
-			if err := tlog.CheckRecord(e.Proof, size, root, e.Index, tlog.RecordHash(e.Leaf)); err != nil {
-				add(n, e.Index, "not in the log at this index: modified or inserted (%v)", err)
-			}
-		}
-		for name, f := range e.Open {
-			want := fields[name+CommitSuffix]
-			op, herr := hex.DecodeString(f.Opening)
-			got := hex.EncodeToString(Commit(op, f.Value))
-			if herr != nil || want == "" || !hmac.Equal([]byte(got), []byte(want)) {
-				add(n, e.Index, "opened field %s does not match its commitment", name)
-			}
-		}
-	}
-	for idx := rep.From; idx < rep.To; idx++ {
-		if seen[idx] == 0 {
-			add(0, idx, "missing from the export")
-		}
-	}
-	if len(rep.Problems) > 0 {
-		slices.SortStableFunc(rep.Problems, func(a, b Problem) int { return int(a.Index - b.Index) })
-		return rep, fmt.Errorf("%w: %d problem(s), first: %s", ErrVerify, len(rep.Problems), rep.Problems[0])
-	}
-	return rep, nil
 }
 
 func openRange(signed []byte, verifierKey string, size int64) (from, to int64, err error) {
