@@ -39,21 +39,56 @@ var ErrNoContactForNotice = errors.New("the holder has no phone or email to send
 // notify.ErrNoChannel when no notifier is configured; otherwise the
 // delivery errors of every channel tried.
 func (h *Holders) NotifyAccess(ctx context.Context, n AccessNotice) error {
-	holder, err := h.store.GetHolder(ctx, n.HolderID)
+	return h.notifyHolder(ctx, n.HolderID, "access notice", func(holder Holder) notify.Message {
+		if n.Mailbox == "" {
+			n.Mailbox = holder.Mailbox
+		}
+		return accessNoticeMessage(holder.Language, n)
+	})
+}
+
+// RequestNotice is what a holder is told when a colleague asks to cover
+// their mailbox (a delegation) and the request awaits their answer
+// (docs/mandates.md, "Notices to the holder").
+type RequestNotice struct {
+	HolderID  string
+	Colleague string // the colleague's name; "" when unknown
+	Structure string // the colleague's structure's name; "" when unknown
+	Mailbox   string // the mailbox asked for; the holder's when ""
+	From, To  time.Time
+	// Link is the absolute URL of the request's approval card.
+	Link string
+}
+
+// NotifyRequest tells a holder, on their own contact and as NotifyAccess
+// does, that a colleague asks for a delegation on their mailbox: who,
+// which mailbox, for which window (Paris time), and the link where they
+// answer after signing in. It records nothing: the request is in the audit
+// log already.
+func (h *Holders) NotifyRequest(ctx context.Context, n RequestNotice) error {
+	return h.notifyHolder(ctx, n.HolderID, "request notice", func(holder Holder) notify.Message {
+		if n.Mailbox == "" {
+			n.Mailbox = holder.Mailbox
+		}
+		return requestNoticeMessage(holder.Language, n)
+	})
+}
+
+// notifyHolder sends the message text(holder) to the holder by the first
+// channel that delivers it (what names it in logs and errors).
+func (h *Holders) notifyHolder(ctx context.Context, holderID, what string, text func(Holder) notify.Message) error {
+	holder, err := h.store.GetHolder(ctx, holderID)
 	if err != nil {
-		return fmt.Errorf("access notice: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	channels := h.channels(holder)
 	if len(channels) == 0 {
 		return ErrNoContactForNotice
 	}
 	if h.cfg.Notifier == nil {
-		return fmt.Errorf("access notice: %w", notify.ErrNoChannel)
+		return fmt.Errorf("%s: %w", what, notify.ErrNoChannel)
 	}
-	if n.Mailbox == "" {
-		n.Mailbox = holder.Mailbox
-	}
-	m := accessNoticeMessage(holder.Language, n)
+	m := text(holder)
 	var errs []error
 	for _, ch := range channels {
 		m.Channel, m.To = ch, holder.Email
@@ -62,50 +97,80 @@ func (h *Holders) NotifyAccess(ctx context.Context, n AccessNotice) error {
 		}
 		err := h.cfg.Notifier.Send(ctx, m)
 		if err == nil {
-			h.log.InfoContext(ctx, "access notice sent", "holder_id", holder.ID, "channel", ch)
+			h.log.InfoContext(ctx, what+" sent", "holder_id", holder.ID, "channel", ch)
 			return nil
 		}
-		h.log.WarnContext(ctx, "access notice not delivered", "holder_id", holder.ID, "channel", ch, "err", err)
+		h.log.WarnContext(ctx, what+" not delivered", "holder_id", holder.ID, "channel", ch, "err", err)
 		errs = append(errs, fmt.Errorf("by %s: %w", ch, err))
 	}
-	return fmt.Errorf("access notice to holder %s: %w", holder.ID, errors.Join(errs...))
+	return fmt.Errorf("%s to holder %s: %w", what, holder.ID, errors.Join(errs...))
+}
+
+// noticeWho names the colleague in a notice: "Name (Structure)", or words
+// when a name is unknown.
+func noticeWho(lang, colleague, structure string) string {
+	switch {
+	case colleague == "" && structure != "" && lang == "en":
+		return "Someone from " + structure
+	case colleague == "" && structure != "":
+		return "Une personne de " + structure
+	case colleague == "" && lang == "en":
+		return "A colleague"
+	case colleague == "":
+		return "Une personne de l'équipe"
+	case structure != "":
+		return colleague + " (" + structure + ")"
+	}
+	return colleague
+}
+
+// inParis is t in Paris time (the notices' time zone, whatever the host).
+func inParis(t time.Time) time.Time {
+	if loc, err := time.LoadLocation("Europe/Paris"); err == nil {
+		return t.In(loc)
+	}
+	return t
+}
+
+// whenFR says t as "4 mars 2030 à 11:00"; whenEN as "4 March 2030 at 11:00".
+func whenFR(t time.Time) string {
+	return fmt.Sprintf("%d %s %d à %s", t.Day(), monthsFR[t.Month()-1], t.Year(), t.Format("15:04"))
+}
+
+func whenEN(t time.Time) string { return t.Format("2 January 2006") + " at " + t.Format("15:04") }
+
+// requestNoticeMessage is the text of a request notice in lang ("en", or
+// French for anything else), short: it may go by SMS.
+func requestNoticeMessage(lang string, n RequestNotice) notify.Message {
+	from, to := inParis(n.From), inParis(n.To)
+	who := noticeWho(lang, n.Colleague, n.Structure)
+	if lang == "en" {
+		return notify.Message{Language: "en", Subject: "A colleague asks to cover your mailbox", Text: fmt.Sprintf(
+			"mandated: %s asks to access your mailbox %s from %s to %s (Paris time), to cover your absence.\n"+
+				"To allow or refuse: %s",
+			who, n.Mailbox, whenEN(from), whenEN(to), n.Link)}
+	}
+	return notify.Message{Language: "fr", Subject: "Demande d'accès à votre boîte mail", Text: fmt.Sprintf(
+		"mandated : %s vous demande l'accès à votre boîte mail %s du %s au %s, pour vous remplacer pendant votre absence.\n"+
+			"Pour autoriser ou refuser : %s",
+		who, n.Mailbox, whenFR(from), whenFR(to), n.Link)}
 }
 
 // accessNoticeMessage is the text of an access notice in lang ("en", or
 // French for anything else), short: it may go by SMS.
 func accessNoticeMessage(lang string, n AccessNotice) notify.Message {
-	at := n.At
-	if loc, err := time.LoadLocation("Europe/Paris"); err == nil {
-		at = at.In(loc)
-	}
+	at := inParis(n.At)
+	who := noticeWho(lang, n.Colleague, n.Structure)
 	if lang == "en" {
-		who := n.Colleague
-		switch {
-		case who == "" && n.Structure != "":
-			who = "Someone from " + n.Structure
-		case who == "":
-			who = "A colleague"
-		case n.Structure != "":
-			who += " (" + n.Structure + ")"
-		}
 		return notify.Message{Language: "en", Subject: "Access to your mailbox", Text: fmt.Sprintf(
-			"mandated: %s accessed your mailbox %s on %s at %s (Paris time), under your delegation.\n"+
+			"mandated: %s accessed your mailbox %s on %s (Paris time), under your delegation.\n"+
 				"To see or stop this delegation: %s",
-			who, n.Mailbox, at.Format("2 January 2006"), at.Format("15:04"), n.Link)}
-	}
-	who := n.Colleague
-	switch {
-	case who == "" && n.Structure != "":
-		who = "Une personne de " + n.Structure
-	case who == "":
-		who = "Une personne de l'équipe"
-	case n.Structure != "":
-		who += " (" + n.Structure + ")"
+			who, n.Mailbox, whenEN(at), n.Link)}
 	}
 	return notify.Message{Language: "fr", Subject: "Accès à votre boîte mail", Text: fmt.Sprintf(
-		"mandated : %s a accédé à votre boîte mail %s le %d %s %d à %s, grâce à votre délégation.\n"+
+		"mandated : %s a accédé à votre boîte mail %s le %s, grâce à votre délégation.\n"+
 			"Pour voir ou arrêter cette délégation : %s",
-		who, n.Mailbox, at.Day(), monthsFR[at.Month()-1], at.Year(), at.Format("15:04"), n.Link)}
+		who, n.Mailbox, whenFR(at), n.Link)}
 }
 
 // NoticeLimiter lets at most one notice per key (a mandate) through per

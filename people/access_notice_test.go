@@ -82,6 +82,42 @@ func TestAccessNoticeSaysWhoWhichMailboxAndWhen(t *testing.T) {
 		"on 4 March 2030 at 11:05 (Paris time)", "To see or stop this delegation: "+noticeLink)
 }
 
+// TestRequestNoticeSaysWhoWhichMailboxWhenAndWhereToAnswer: a colleague's
+// request for a delegation is told to the holder on their own contact, in
+// their language: who, which mailbox, the window (Paris time) and the link
+// to the approval card.
+func TestRequestNoticeSaysWhoWhichMailboxWhenAndWhereToAnswer(t *testing.T) {
+	hook := notifytest.StartWebhook(t)
+	mail := notifytest.StartSMTP(t)
+	e := newHoldersEnv(t, notify.Router{notify.SMS: notifytest.WebhookNotifier(t, hook), notify.Email: notifytest.SMTPNotifier(t, mail)}, nil)
+	ctx := t.Context()
+	from := time.Date(2030, 7, 1, 6, 0, 0, 0, time.UTC) // 8:00 in Paris (summer time)
+	to := from.Add(14 * 24 * time.Hour)
+	const link = "https://id.example.org/holder/mandates/m-1/approve"
+	fr := e.create(t, e.medA, "jeanne.martin@mairie.example", "06 12 34 56 78", "").Holder
+	if err := e.h.NotifyRequest(ctx, people.RequestNotice{HolderID: fr.ID, Colleague: "Paul Martin", Structure: "Mairie de Lyon",
+		From: from, To: to, Link: link}); err != nil {
+		t.Fatal(err)
+	}
+	sms := hook.WaitFor(t, "+33612345678").Payload
+	mustContainAll(t, "SMS", sms.Text, "Paul Martin (Mairie de Lyon) vous demande l'accès à votre boîte mail jeanne.martin@mairie.example",
+		"du 1 juillet 2030 à 08:00 au 15 juillet 2030 à 08:00", "Pour autoriser ou refuser : "+link)
+
+	en := e.create(t, e.medA, "john.smith@mairie.example", "", "john@perso.example").Holder
+	if err := e.store.UpdateHolder(ctx, en.ID, func(h *people.Holder) error { h.Language = "en"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.h.NotifyRequest(ctx, people.RequestNotice{HolderID: en.ID, Colleague: "Paul Martin", From: from, To: to, Link: link}); err != nil {
+		t.Fatal(err)
+	}
+	m := mail.WaitFor(t, "john@perso.example")
+	if m.Subject != "A colleague asks to cover your mailbox" {
+		t.Errorf("subject %q", m.Subject)
+	}
+	mustContainAll(t, "English email", m.Text, "Paul Martin asks to access your mailbox john.smith@mairie.example",
+		"from 1 July 2030 at 08:00 to 15 July 2030 at 08:00 (Paris time)", "To allow or refuse: "+link)
+}
+
 // TestAccessNoticeFailuresAreErrors: no contact, no notifier, and every
 // channel failing each come back as errors (the caller logs them).
 func TestAccessNoticeFailuresAreErrors(t *testing.T) {

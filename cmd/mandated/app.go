@@ -155,7 +155,7 @@ func openApp(ctx context.Context, cfg *config, migrate bool) (*app, error) {
 		}),
 		// Assisted sessions and delegations: the RFC 8628 device flow
 		// creates mandates; their tokens live only while they do.
-		authz.WithMandates(a.mandates), authz.WithDeviceStore(st), authz.WithTokenHook(a.notices.hook),
+		authz.WithMandates(a.mandatesForAuthz()), authz.WithDeviceStore(st), authz.WithTokenHook(a.notices.hook),
 		authz.WithStaffDirectory(func(ctx context.Context, staffID string) (string, error) {
 			s, err := st.GetStaff(ctx, staffID)
 			return s.StructureID, err

@@ -201,14 +201,73 @@ const accessNoticeTimeout = time.Minute
 // a failed notice is only logged (the access is in the audit log, and the
 // next one tries again). Sessions, where the holder is there, are not
 // told.
+//
+// It also tells a holder when a colleague asks for a delegation on their
+// mailbox (requested): the request awaits their answer, and they may be
+// away from the colleague. At most one such notice per holder per
+// requestNoticeEvery (a colleague cannot flood a holder's phone); the
+// request is in the holder's list all the same.
 type accessNotices struct {
-	a       *app
-	limiter *people.NoticeLimiter
-	wg      sync.WaitGroup // notices being sent
+	a        *app
+	limiter  *people.NoticeLimiter // accesses, by mandate
+	requests *people.NoticeLimiter // requests, by holder
+	wg       sync.WaitGroup        // notices being sent
 }
 
+// requestNoticeEvery is the least time between two request notices to one
+// holder.
+const requestNoticeEvery = 5 * time.Minute
+
 func (a *app) newAccessNotices() *accessNotices {
-	return &accessNotices{a: a, limiter: people.NewNoticeLimiter(accessNoticeEvery, a.clock)}
+	return &accessNotices{a: a, limiter: people.NewNoticeLimiter(accessNoticeEvery, a.clock),
+		requests: people.NewNoticeLimiter(requestNoticeEvery, a.clock)}
+}
+
+// noticeMandates is the mandate service as the authorization server sees
+// it: a delegation asked through the device flow is told to its holder.
+type noticeMandates struct {
+	*mandate.Service
+	n *accessNotices
+}
+
+// mandatesForAuthz is the mandate service the authorization server is
+// given (authz.WithMandates).
+func (a *app) mandatesForAuthz() noticeMandates { return noticeMandates{a.mandates, a.notices} }
+
+func (m noticeMandates) Request(ctx context.Context, req mandate.Request) (mandate.Mandate, error) {
+	got, err := m.Service.Request(ctx, req)
+	if err == nil {
+		m.n.requested(ctx, got)
+	}
+	return got, err
+}
+
+// requested tells the holder of delegation request m that it awaits their
+// answer, in the background; sessions are not told (the holder is there or
+// on the phone, and gets the code from the mediator).
+func (n *accessNotices) requested(ctx context.Context, m mandate.Mandate) {
+	if m.Kind != mandate.KindDelegation || !n.requests.Allow(m.HolderID) {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), accessNoticeTimeout)
+		defer cancel()
+		colleague, structure := n.names(ctx, m)
+		holders, err := n.a.newHolders()
+		if err == nil {
+			err = holders.NotifyRequest(ctx, people.RequestNotice{HolderID: m.HolderID, Colleague: colleague, Structure: structure,
+				Mailbox: m.Mailbox, From: m.NotBefore, To: m.NotAfter,
+				Link: strings.TrimSuffix(n.a.cfg.Issuer, "/") + "/holder/mandates/" + m.ID + "/approve"})
+		}
+		if err != nil {
+			if !errors.Is(err, people.ErrNoContactForNotice) {
+				n.requests.Forget(m.HolderID)
+			}
+			n.a.log.WarnContext(ctx, "request notice not sent", "mandate_id", m.ID, "err", err)
+		}
+	}()
 }
 
 // hook is called on the token request: it takes the limiter's slot and
@@ -256,24 +315,31 @@ func (n *accessNotices) hook(ctx context.Context, mandateID string, refreshed bo
 // at: the colleague's and structure's names of today, the mailbox, the
 // link to the holder's mandates.
 func (n *accessNotices) send(ctx context.Context, m mandate.Mandate, at time.Time) error {
-	dir := people.NewDirectory(n.a.store)
 	notice := people.AccessNotice{HolderID: m.HolderID, Mailbox: m.Mailbox, At: at,
 		Link: strings.TrimSuffix(n.a.cfg.Issuer, "/") + "/holder/mandates"}
-	if p, err := dir.Delegate(ctx, m.DelegateID); err == nil {
-		notice.Colleague = p.DisplayName
-	} else {
-		n.a.log.WarnContext(ctx, "access notice: colleague's name", "mandate_id", m.ID, "err", err)
-	}
-	if name, err := dir.StructureName(ctx, m.StructureID); err == nil {
-		notice.Structure = name
-	} else {
-		n.a.log.WarnContext(ctx, "access notice: structure's name", "mandate_id", m.ID, "err", err)
-	}
+	notice.Colleague, notice.Structure = n.names(ctx, m)
 	holders, err := n.a.newHolders()
 	if err != nil {
 		return err
 	}
 	return holders.NotifyAccess(ctx, notice)
+}
+
+// names are m's delegate's and structure's names of today; "" for a name
+// that cannot be read (logged: the notice says it in other words).
+func (n *accessNotices) names(ctx context.Context, m mandate.Mandate) (colleague, structure string) {
+	dir := people.NewDirectory(n.a.store)
+	if p, err := dir.Delegate(ctx, m.DelegateID); err == nil {
+		colleague = p.DisplayName
+	} else {
+		n.a.log.WarnContext(ctx, "notice: colleague's name", "mandate_id", m.ID, "err", err)
+	}
+	if name, err := dir.StructureName(ctx, m.StructureID); err == nil {
+		structure = name
+	} else {
+		n.a.log.WarnContext(ctx, "notice: structure's name", "mandate_id", m.ID, "err", err)
+	}
+	return colleague, structure
 }
 
 // wait waits for the notices being sent (tests).

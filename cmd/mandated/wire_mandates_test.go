@@ -79,9 +79,10 @@ func newNoticeEnv(t *testing.T) *noticeEnv {
 		t.Fatal(err)
 	}
 	e.notices = e.a.newAccessNotices()
+	e.a.notices = e.notices
 	e.a.authz, err = authz.New(authz.Config{Issuer: cfg.Issuer, HMACSecret: e.a.secrets.HMAC}, st, keys,
 		authz.WithClock(clock), authz.WithLogger(quiet), authz.WithRecorder(auditLog.Log),
-		authz.WithMandates(e.a.mandates), authz.WithDeviceStore(st), authz.WithTokenHook(e.notices.hook))
+		authz.WithMandates(e.a.mandatesForAuthz()), authz.WithDeviceStore(st), authz.WithTokenHook(e.notices.hook))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +130,7 @@ func (e *noticeEnv) ask(holder string, kind mandate.Kind, from time.Time) authz.
 	if _, err := e.a.mandates.Approve(e.t.Context(), holder, d.MandateID, mandate.Approval{}); err != nil {
 		e.t.Fatalf("approve: %v", err)
 	}
+	e.notices.wait() // the request's notice
 	return d
 }
 
@@ -175,19 +177,37 @@ func (e *noticeEnv) refresh(holder, mandateID, refresh string) string {
 	return next
 }
 
-// delivered are the SMS the gateway accepted so far.
-func (e *noticeEnv) delivered() []notify.WebhookPayload {
+// isRequestNotice tells a request notice (a delegation awaits the
+// holder's answer) from an access notice.
+func isRequestNotice(text string) bool {
+	return strings.Contains(text, "vous demande l'accès") || strings.Contains(text, "asks to access")
+}
+
+// smsDelivered are the SMS the gateway accepted so far: request notices
+// when requests, else access notices.
+func (e *noticeEnv) smsDelivered(requests bool) []notify.WebhookPayload {
 	var out []notify.WebhookPayload
 	for _, c := range e.sms.Calls() {
-		if c.Status < 300 {
+		if c.Status < 300 && isRequestNotice(c.Payload.Text) == requests {
 			out = append(out, c.Payload)
 		}
 	}
 	return out
 }
 
-// sent is how many notices were delivered so far, by SMS or email.
-func (e *noticeEnv) sent() int { return len(e.delivered()) + len(e.mail.Messages()) }
+// delivered are the access notices the SMS gateway accepted so far.
+func (e *noticeEnv) delivered() []notify.WebhookPayload { return e.smsDelivered(false) }
+
+// sent is how many access notices were delivered so far, by SMS or email.
+func (e *noticeEnv) sent() int {
+	n := len(e.delivered())
+	for _, m := range e.mail.Messages() {
+		if !isRequestNotice(m.Text) {
+			n++
+		}
+	}
+	return n
+}
 
 func (e *noticeEnv) wantSent(what string, n int) {
 	e.t.Helper()
@@ -206,6 +226,12 @@ func TestColleagueAccessNotifiesTheHolder(t *testing.T) {
 	e := newNoticeEnv(t)
 
 	d := e.ask("jeanne", mandate.KindDelegation, e.clock.Now())
+	// The request was told to the holder, with the link to answer it.
+	if reqs := e.smsDelivered(true); len(reqs) != 1 || !strings.Contains(reqs[0].Text,
+		"Paul Martin (Mairie de Lyon) vous demande l'accès à votre boîte mail jeanne.dupont@lyon.example du 4 mars 2030 à 11:00 au 6 mars 2030 à 11:00") ||
+		!strings.Contains(reqs[0].Text, "https://id.example.org/holder/mandates/"+d.MandateID+"/approve") {
+		t.Errorf("request notices: %+v", reqs)
+	}
 	refresh := e.exchange(d.DeviceCode)
 	e.wantSent("the first token", 1)
 	calls := e.delivered()
@@ -245,6 +271,15 @@ func TestColleagueAccessNotifiesTheHolder(t *testing.T) {
 	ahead := e.ask("jeanne", mandate.KindDelegation, e.clock.Now().Add(24*time.Hour))
 	r := e.exchange(ahead.DeviceCode)
 	e.wantSent("a token ahead of the window", 2)
+	if n := len(e.smsDelivered(true)); n != 2 {
+		t.Errorf("%d request notices after two delegations and a session, want 2", n)
+	}
+	// A third request within 5 minutes of the last one is not told (it
+	// waits in the holder's list all the same).
+	e.ask("jeanne", mandate.KindDelegation, e.clock.Now().Add(48*time.Hour))
+	if n := len(e.smsDelivered(true)); n != 2 {
+		t.Errorf("%d request notices after a third request at once, want 2", n)
+	}
 	e.clock.Advance(24*time.Hour + time.Minute)
 	e.refresh("jeanne", ahead.MandateID, r)
 	e.wantSent("the first access inside the window", 3)
@@ -256,9 +291,12 @@ func TestColleagueAccessNotifiesTheHolder(t *testing.T) {
 func TestFailedNoticeNeverFailsTheToken(t *testing.T) {
 	e := newNoticeEnv(t)
 	d := e.ask("john", mandate.KindDelegation, e.clock.Now())
+	if n := len(e.smsDelivered(true)); n != 1 { // the request, told before the gateway fails
+		t.Fatalf("%d request notices", n)
+	}
 	e.sms.Respond(http.StatusBadRequest)
 	refresh := e.exchange(d.DeviceCode) // fails the test unless 200
-	if calls := e.sms.Calls(); len(calls) != 1 || calls[0].Status != http.StatusBadRequest {
+	if calls := e.sms.Calls(); len(calls) != 2 || calls[1].Status != http.StatusBadRequest {
 		t.Fatalf("gateway calls: %+v", calls)
 	}
 	if n := e.sent(); n != 0 {
@@ -353,8 +391,12 @@ func TestOpenAppWiresAccessNotices(t *testing.T) {
 		t.Fatalf("device code exchange: %d", resp.StatusCode)
 	}
 	a.notices.wait()
-	call := sms.WaitFor(t, "+33612345678")
-	if !strings.Contains(call.Payload.Text, "Paul Martin (Mairie de Lyon) a accédé à votre boîte mail jeanne.dupont@lyon.example") {
-		t.Errorf("notice: %s", call.Payload.Text)
+	var texts []string
+	for _, c := range sms.Calls() {
+		texts = append(texts, c.Payload.Text)
+	}
+	if len(texts) != 2 || !strings.Contains(texts[0], "Paul Martin (Mairie de Lyon) vous demande l'accès à votre boîte mail jeanne.dupont@lyon.example") ||
+		!strings.Contains(texts[1], "Paul Martin (Mairie de Lyon) a accédé à votre boîte mail jeanne.dupont@lyon.example") {
+		t.Errorf("notices (the request, then the access): %q", texts)
 	}
 }
