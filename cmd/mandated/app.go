@@ -185,7 +185,7 @@ func auditOrigin(issuer string) string {
 // Close stops the revocation bus and closes the database.
 func (a *app) Close() error {
 	a.notices.waitFor(noticesDrain) // notices under way read the database
-	a.writer.close() // the writer finishes its batch before the database closes
+	a.writer.close()                // the writer finishes its batch before the database closes
 	busErr := a.bus.Close()
 	if err := a.store.Close(); err != nil {
 		return err
