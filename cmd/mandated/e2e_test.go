@@ -389,3 +389,18 @@ func TestTrustsAddListDelete(t *testing.T) {
 		t.Errorf("deleted trust still listed:\n%s", list)
 	}
 }
+
+// serveConfig is the configuration `mandated serve` reads from args (the
+// other settings at their defaults).
+func serveConfig(t *testing.T, args ...string) *config {
+	t.Helper()
+	var cfg config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.registerCommon(fs)
+	cfg.registerServe(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return &cfg
+}

@@ -7,9 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -87,14 +85,9 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 
 	// The holder's side: this process, with a lease long enough that only
 	// the bus can make a token inactive within replicaBound.
-	var cfg config
-	fs := flag.NewFlagSet("holder-side", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cfg.registerCommon(fs)
-	cfg.registerServe(fs)
-	a, err := parseAndOpen(ctx, fs, &cfg, []string{"--database-url", dbURL, "--data-dir", t.TempDir(),
+	a, err := openApp(ctx, serveConfig(t, "--database-url", dbURL, "--data-dir", t.TempDir(),
 		"--secret-key", replicaSecretKey, "--issuer", issuer, "--log-level", "warn",
-		"--presence-lapse", "1m", "--presence-heartbeat", "5s"})
+		"--presence-lapse", "1m", "--presence-heartbeat", "5s"), true)
 	if err != nil {
 		t.Fatal(err)
 	}

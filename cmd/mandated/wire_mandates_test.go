@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -46,14 +44,7 @@ const noticeStructure = "lyon"
 func newNoticeEnv(t *testing.T) *noticeEnv {
 	t.Helper()
 	ctx := t.Context()
-	var cfg config
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cfg.registerCommon(fs)
-	cfg.registerServe(fs)
-	if err := fs.Parse([]string{"--issuer", "https://id.example.org/"}); err != nil {
-		t.Fatal(err)
-	}
+	cfg := serveConfig(t, "--issuer", "https://id.example.org/")
 	clock := storetest.NewClock(time.Date(2030, 3, 4, 10, 0, 0, 0, time.UTC)) // 11:00 in Paris
 	quiet := slog.New(slog.DiscardHandler)
 	st := storetest.OpenSQLiteWith(t, store.Options{Clock: clock, Logger: quiet})
@@ -64,7 +55,7 @@ func newNoticeEnv(t *testing.T) *noticeEnv {
 	}
 	e := &noticeEnv{t: t, clock: clock, logged: &syncBuffer{}, sms: notifytest.StartWebhook(t), mail: notifytest.StartSMTP(t)}
 	cfg.Notify.SMSWebhookURL = e.sms.URL() // as configured: SMS first
-	e.a = &app{cfg: &cfg, log: slog.New(slog.NewTextHandler(e.logged, nil)), clock: clock, store: st, audit: auditLog.Log,
+	e.a = &app{cfg: cfg, log: slog.New(slog.NewTextHandler(e.logged, nil)), clock: clock, store: st, audit: auditLog.Log,
 		notifier: notify.Router{notify.SMS: notifytest.WebhookNotifier(t, e.sms), notify.Email: notifytest.SMTPNotifier(t, e.mail)},
 		secrets:  secrets{Sealer: sealer, HMAC: bytes.Repeat([]byte{3}, 32), CodeKey: bytes.Repeat([]byte{4}, 32)}}
 	e.a.people = people.NewService(st, sealer, clock, quiet, people.Config{Recorder: auditLog.Log, Holders: st})
@@ -332,16 +323,8 @@ func TestFailedNoticeNeverFailsTheToken(t *testing.T) {
 // wired into the authorization server the binary serves.
 func TestOpenAppWiresAccessNotices(t *testing.T) {
 	ctx := t.Context()
-	var cfg config
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cfg.registerCommon(fs)
-	cfg.registerServe(fs)
-	dir := t.TempDir()
-	if err := fs.Parse([]string{"--data-dir", dir, "--issuer", "https://id.example.org", "--log-level", "error"}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := openApp(ctx, &cfg, true)
+	cfg := serveConfig(t, "--data-dir", t.TempDir(), "--issuer", "https://id.example.org", "--log-level", "error")
+	a, err := openApp(ctx, cfg, true)
 	if err != nil {
 		t.Fatal(err)
 	}
