@@ -220,6 +220,10 @@ func (s *Store) UpdateMandate(ctx context.Context, id string, fn func(*mandate.M
 // liveStates are the states in which a mandate may have tokens and a lease.
 var liveStates = []string{string(mandate.StateApproved), string(mandate.StateActive)}
 
+// openStates are the states a sweep may move a mandate from (the predicate
+// of the partial index mandates_open_idx, migration 00010).
+var openStates = []string{string(mandate.StateRequested), string(mandate.StateApproved), string(mandate.StateActive)}
+
 // ExtendLease sets LeaseUntil to until in one UPDATE whose WHERE holds every
 // condition (the heartbeat hot path); only when nothing was updated does a
 // second query tell mandate.ErrNotFound (no such mandate of that holder)
@@ -294,10 +298,12 @@ func (s *Store) ListMandates(ctx context.Context, q mandate.Query) ([]mandate.Ma
 func (s *Store) DueMandates(ctx context.Context, now time.Time, limit int) ([]mandate.Mandate, error) {
 	now = utc(now)
 	var rows []mandateRow
-	err := s.r(ctx).Where(
-		"(state = ? AND (answer_by IS NULL OR answer_by <= ?))"+
+	// The outer state IN (...) is what every branch implies: it lets the
+	// planner use the partial index of open mandates (mandates_open_idx).
+	err := s.r(ctx).Where("state IN ?", openStates).Where(
+		"((state = ? AND (answer_by IS NULL OR answer_by <= ?))"+
 			" OR (state IN ? AND (not_after IS NULL OR not_after <= ?))"+
-			" OR (state IN ? AND kind = ? AND presence = ? AND (lease_until IS NULL OR lease_until <= ?))",
+			" OR (state IN ? AND kind = ? AND presence = ? AND (lease_until IS NULL OR lease_until <= ?)))",
 		string(mandate.StateRequested), now,
 		liveStates, now,
 		liveStates, string(mandate.KindSession), string(mandate.PresenceRequired), now).
