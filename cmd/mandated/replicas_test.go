@@ -106,26 +106,7 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 	}, mandate.ServiceConfig{LeaseLapse: replicaLease})
 	must(err)
 
-	now := a.clock.Now()
-	must(a.store.CreateStructure(ctx, people.Structure{ID: "tulle", Name: "France Services Tulle", CreatedAt: now}))
-	must(a.store.CreateStaff(ctx, people.Staff{ID: replicaStaff, Email: "alice@tulle.example", DisplayName: "Alice Martin",
-		Role: people.RoleMediator, StructureID: "tulle", Status: people.StaffActive, CreatedAt: now}))
-	must(a.store.CreateHolder(ctx, people.Holder{ID: replicaHolder, Mailbox: replicaMailbox, DisplayName: "Jeanne Dupont",
-		Email: "jeanne@perso.example", Language: "fr", CreatedAt: now}, "tulle"))
-	rs, rsSecret, err := a.authz.RegisterClient(ctx, authz.ClientSpec{Name: "Serveur mail",
-		GrantTypes: []string{authz.GrantClientCredentials}, Scopes: []string{"audit.write"}})
-	must(err)
-	tablet, tabletSecret, err := a.authz.RegisterClient(ctx, authz.ClientSpec{Name: "Tablette de l'accueil",
-		GrantTypes: []string{authz.GrantTypeDeviceCode, authz.GrantJWTBearer},
-		Scopes:     []string{"mail.read", "mail.send"}, Audience: []string{rs.ID}})
-	must(err)
-	idpKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
-	pub, err := json.Marshal(jose.JSONWebKey{Key: &idpKey.PublicKey, KeyID: "idp-1", Algorithm: "ES256"})
-	must(err)
-	_, err = a.authz.RegisterTrust(ctx, authz.TrustSpec{Issuer: replicaIdP, Subject: people.StaffSubject(replicaStaff),
-		JWK: pub, Scopes: []string{"mail.read"}})
-	must(err)
+	w := seedReplicaWorld(t, a)
 
 	replicas := make([]*replica, len(addrs))
 	for i, addr := range addrs {
@@ -136,8 +117,8 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer hc.CloseIdleConnections()
-	mediator := &deviceClient{hc: hc, replica: replicas[0], issuer: issuer, id: tablet.ID, secret: tabletSecret, idpKey: idpKey}
-	rsClient := resourceServer{hc: hc, id: rs.ID, secret: rsSecret}
+	mediator := w.mediator(hc, replicas[0], issuer)
+	rsClient := w.resourceServer(hc)
 
 	// One warm-up mandate, not counted: every replica's bus is listening
 	// once it has seen an end.
@@ -216,6 +197,59 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 		t.Logf("lease lapses → mandate ended by a replica's sweep (every 1s): %s", percentiles(ended))
 		t.Logf("  (%d of %d heartbeats checked on every replica before the lapse)", heartbeatSeen.Load(), replicaLapses)
 	})
+}
+
+// replicaWorld is what the multi-process tests set up in the database:
+// the structure "tulle", its mediator alice, the holder jeanne, a mail
+// server (client credentials; the audience of the tablet's tokens), the
+// mediator's tablet (device code and RFC 7523 JWT bearer grants) and the
+// structure's identity provider, trusted to assert alice.
+type replicaWorld struct {
+	rsID, rsSecret         string
+	tabletID, tabletSecret string
+	idpKey                 *ecdsa.PrivateKey
+}
+
+func seedReplicaWorld(t *testing.T, a *app) replicaWorld {
+	t.Helper()
+	ctx := t.Context()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := a.clock.Now()
+	must(a.store.CreateStructure(ctx, people.Structure{ID: "tulle", Name: "France Services Tulle", CreatedAt: now}))
+	must(a.store.CreateStaff(ctx, people.Staff{ID: replicaStaff, Email: "alice@tulle.example", DisplayName: "Alice Martin",
+		Role: people.RoleMediator, StructureID: "tulle", Status: people.StaffActive, CreatedAt: now}))
+	must(a.store.CreateHolder(ctx, people.Holder{ID: replicaHolder, Mailbox: replicaMailbox, DisplayName: "Jeanne Dupont",
+		Email: "jeanne@perso.example", Language: "fr", CreatedAt: now}, "tulle"))
+	rs, rsSecret, err := a.authz.RegisterClient(ctx, authz.ClientSpec{Name: "Serveur mail",
+		GrantTypes: []string{authz.GrantClientCredentials}, Scopes: []string{"audit.write"}})
+	must(err)
+	tablet, tabletSecret, err := a.authz.RegisterClient(ctx, authz.ClientSpec{Name: "Tablette de l'accueil",
+		GrantTypes: []string{authz.GrantTypeDeviceCode, authz.GrantJWTBearer},
+		Scopes:     []string{"mail.read", "mail.send"}, Audience: []string{rs.ID}})
+	must(err)
+	idpKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(err)
+	pub, err := json.Marshal(jose.JSONWebKey{Key: &idpKey.PublicKey, KeyID: "idp-1", Algorithm: "ES256"})
+	must(err)
+	_, err = a.authz.RegisterTrust(ctx, authz.TrustSpec{Issuer: replicaIdP, Subject: people.StaffSubject(replicaStaff),
+		JWK: pub, Scopes: []string{"mail.read"}})
+	must(err)
+	return replicaWorld{rsID: rs.ID, rsSecret: rsSecret, tabletID: tablet.ID, tabletSecret: tabletSecret, idpKey: idpKey}
+}
+
+// mediator is the tablet's client, talking to r.
+func (w replicaWorld) mediator(hc *http.Client, r *replica, issuer string) *deviceClient {
+	return &deviceClient{hc: hc, replica: r, issuer: issuer, id: w.tabletID, secret: w.tabletSecret, idpKey: w.idpKey}
+}
+
+// resourceServer is the mail server's client.
+func (w replicaWorld) resourceServer(hc *http.Client) resourceServer {
+	return resourceServer{hc: hc, id: w.rsID, secret: w.rsSecret}
 }
 
 // replica is one `mandated serve` process.
