@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -168,14 +167,6 @@ func (mb *mandateBench) introspectPlain() error {
 	return nil
 }
 
-func processCPUTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkIntrospectMandateToken: a mail server introspects live mandate
 // tokens (RFC 7662 through the whole echo stack the binary serves: request
 // id, metrics, request log, security headers, body limit), in parallel,
@@ -207,7 +198,7 @@ func BenchmarkIntrospectMandateToken(b *testing.B) {
 				if kind == "plain" {
 					once = mb.introspectPlain
 				}
-				cpu := processCPUTime(b)
+				cpu := storetest.StartCPU(b, false) // this process only
 				b.ReportAllocs()
 				b.ResetTimer()
 				start := time.Now()
@@ -222,7 +213,7 @@ func BenchmarkIntrospectMandateToken(b *testing.B) {
 				elapsed := time.Since(start)
 				b.StopTimer()
 				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "introspections/s")
-				b.ReportMetric(float64((processCPUTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+				cpu.Report(b)
 			})
 		}
 	}

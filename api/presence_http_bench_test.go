@@ -1,21 +1,16 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/mandated/mandated/api"
@@ -169,12 +164,7 @@ func BenchmarkHeartbeatHTTP(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			pg := st.Dialect() == store.DialectPostgres
-			var backends map[int]time.Duration
-			if pg {
-				backends = pgBackendCPU(b)
-			}
-			cpu := processCPUTime(b)
+			cpu := storetest.StartCPU(b, st.Dialect() == store.DialectPostgres)
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
@@ -188,105 +178,8 @@ func BenchmarkHeartbeatHTTP(b *testing.B) {
 			})
 			elapsed := time.Since(start)
 			b.StopTimer()
-			b.ReportMetric(float64((processCPUTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+			cpu.Report(b)
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "heartbeats/s")
-			if pg && backends != nil {
-				var used time.Duration
-				for pid, now := range pgBackendCPU(b) {
-					used += now - backends[pid] // a backend opened meanwhile started at 0
-				}
-				b.ReportMetric(float64(used.Microseconds())/float64(b.N), "pg-cpu-µs/op")
-			}
 		})
 	}
-}
-
-// pgBackendCPU returns the CPU used so far by each PostgreSQL backend whose
-// client is a TCP connection of this process; nil when that cannot be
-// known (not Linux, /proc unreadable).
-func pgBackendCPU(b *testing.B) map[int]time.Duration {
-	ports, err := ownTCPPorts()
-	if err != nil || len(ports) == 0 {
-		b.Logf("PostgreSQL backend CPU not measured: %v (%d own connections)", err, len(ports))
-		return nil
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, os.Getenv(storetest.EnvDatabaseURL))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1) AND pid <> pg_backend_pid()`, ports)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[int]time.Duration{}
-	for _, pid := range pids {
-		raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(int(pid)), "stat"))
-		if err != nil {
-			b.Logf("PostgreSQL backend CPU not measured: %v", err)
-			return nil
-		}
-		// Fields count from after the command name's ')': utime and stime
-		// are fields 14 and 15, in USER_HZ (100 on Linux) ticks.
-		fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-		if len(fields) < 13 {
-			b.Logf("PostgreSQL backend CPU not measured: /proc/%d/stat has %d fields", pid, len(fields))
-			return nil
-		}
-		var ticks int64
-		for _, f := range fields[11:13] {
-			n, err := strconv.ParseInt(f, 10, 64)
-			if err != nil {
-				b.Logf("PostgreSQL backend CPU not measured: %v", err)
-				return nil
-			}
-			ticks += n
-		}
-		out[int(pid)] = time.Duration(ticks) * time.Second / 100
-	}
-	return out
-}
-
-// ownTCPPorts lists the local ports of this process's established TCP
-// connections (sockets among /proc/self/fd, found in /proc/self/net/tcp*).
-func ownTCPPorts() ([]int32, error) {
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
-		}
-	}
-	var ports []int32
-	for _, table := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-		f, err := os.Open(table)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // header
-		for sc.Scan() {
-			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 10 || fields[3] != "01" || !inodes[fields[9]] {
-				continue
-			}
-			if _, port, ok := strings.Cut(fields[1], ":"); ok {
-				if n, err := strconv.ParseInt(port, 16, 32); err == nil {
-					ports = append(ports, int32(n))
-				}
-			}
-		}
-		f.Close()
-	}
-	return ports, nil
 }

@@ -1,18 +1,13 @@
 package mandate_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -205,7 +200,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 			beat := func() error { return f.beat(int(next.Add(1)) % benchLeases) }
 			b.SetParallelism(8) // 8 × GOMAXPROCS heartbeats in flight
 			benchMust(b, warmUp(benchLeases, 64, f.beat))
-			cpu := startCPU(b, st.Dialect() == store.DialectPostgres)
+			cpu := storetest.StartCPU(b, st.Dialect() == store.DialectPostgres)
 			b.ResetTimer()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
@@ -218,7 +213,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 			})
 			elapsed := time.Since(start)
 			b.StopTimer()
-			cpu.report(b)
+			cpu.Report(b)
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "heartbeats/s")
 		})
 	}
@@ -242,7 +237,7 @@ func BenchmarkSweep(b *testing.B) {
 				if _, err := f.svc.Sweep(ctx); err != nil { // warm: plans, pooled connection
 					b.Fatal(err)
 				}
-				cpu := startCPU(b, st.Dialect() == store.DialectPostgres)
+				cpu := storetest.StartCPU(b, st.Dialect() == store.DialectPostgres)
 				b.ResetTimer()
 				for b.Loop() {
 					n, err := f.svc.Sweep(ctx)
@@ -251,7 +246,7 @@ func BenchmarkSweep(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				cpu.report(b)
+				cpu.Report(b)
 			})
 		}
 	}
@@ -291,7 +286,7 @@ func BenchmarkPresenceLoad(b *testing.B) {
 				mu.Unlock()
 			}
 			benchMust(b, warmUp(benchLeases, 64, f.beat))
-			cpu := startCPU(b, st.Dialect() == store.DialectPostgres)
+			cpu := storetest.StartCPU(b, st.Dialect() == store.DialectPostgres)
 			start := time.Now()
 			var wg sync.WaitGroup
 			ticks := 0 // since start: a slow second does not delay the next
@@ -314,7 +309,7 @@ func BenchmarkPresenceLoad(b *testing.B) {
 			}
 			wg.Wait()
 			elapsed := time.Since(start)
-			self, pg, ok := cpu.used(b)
+			self, pg, ok := cpu.Used(b)
 			b.ReportMetric(self.Seconds()/elapsed.Seconds(), "cores")
 			if ok {
 				b.ReportMetric(pg.Seconds()/elapsed.Seconds(), "pg-cores")
@@ -324,158 +319,4 @@ func BenchmarkPresenceLoad(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "hb-p99-ms")
 		})
 	}
-}
-
-// cpuMeter measures this process's CPU (getrusage) and, on PostgreSQL,
-// that of the backends serving this process's connections to the server
-// at storetest.EnvDatabaseURL.
-type cpuMeter struct {
-	self     time.Duration
-	backends map[int]time.Duration // pid → CPU at the start
-	pg       bool
-}
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// startCPU starts measuring; pg: the store is PostgreSQL.
-func startCPU(b *testing.B, pg bool) *cpuMeter {
-	m := &cpuMeter{self: processCPU(b), pg: pg}
-	if m.pg {
-		m.backends = backendCPU(b)
-	}
-	return m
-}
-
-// used returns the CPU used since the start by this process and by the
-// PostgreSQL backends; ok is false when the backends' was not measured.
-func (m *cpuMeter) used(b *testing.B) (self, pg time.Duration, ok bool) {
-	self = processCPU(b) - m.self
-	if !m.pg || m.backends == nil {
-		return self, 0, false
-	}
-	after := backendCPU(b)
-	for pid, now := range after {
-		pg += now - m.backends[pid] // a backend opened meanwhile started at 0
-	}
-	b.Logf("PostgreSQL CPU of %d backends (%d at the start): %s", len(after), len(m.backends), pg)
-	return self, pg, after != nil
-}
-
-func (m *cpuMeter) report(b *testing.B) {
-	self, pg, ok := m.used(b)
-	b.ReportMetric(float64(self.Microseconds())/float64(b.N), "cpu-µs/op")
-	if ok {
-		b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-cpu-µs/op")
-	}
-}
-
-// backendCPU returns the CPU used so far by each PostgreSQL backend whose
-// client is a TCP connection of this process; nil when that cannot be
-// known (not Linux, /proc unreadable).
-func backendCPU(b *testing.B) map[int]time.Duration {
-	ports, err := ownTCPPorts()
-	if err != nil || len(ports) == 0 {
-		b.Logf("PostgreSQL backend CPU not measured: %v (%d own connections)", err, len(ports))
-		return nil
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, os.Getenv(storetest.EnvDatabaseURL))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1) AND pid <> pg_backend_pid()`, ports)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[int]time.Duration{}
-	for _, pid := range pids {
-		d, err := procCPU(int(pid))
-		if err != nil {
-			b.Logf("PostgreSQL backend CPU not measured: %v", err)
-			return nil
-		}
-		out[int(pid)] = d
-	}
-	return out
-}
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on
-// every Linux architecture Go supports.
-const clockTicks = 100
-
-// procCPU reads utime + stime of a process from /proc/<pid>/stat.
-func procCPU(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: fields count from the
-	// last ')'. utime and stime are fields 14 and 15.
-	rest := string(raw[strings.LastIndexByte(string(raw), ')')+2:])
-	fields := strings.Fields(rest)
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
-	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
-}
-
-// ownTCPPorts lists the local ports of this process's established TCP
-// connections (sockets among /proc/self/fd, found in /proc/self/net/tcp*).
-func ownTCPPorts() ([]int32, error) {
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, err
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
-		}
-	}
-	var ports []int32
-	for _, table := range []string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-		f, err := os.Open(table)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // header
-		for sc.Scan() {
-			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 10 || fields[3] != "01" || !inodes[fields[9]] {
-				continue
-			}
-			_, port, ok := strings.Cut(fields[1], ":")
-			if !ok {
-				continue
-			}
-			n, err := strconv.ParseInt(port, 16, 32)
-			if err == nil {
-				ports = append(ports, int32(n))
-			}
-		}
-		f.Close()
-	}
-	return ports, nil
 }
