@@ -52,7 +52,11 @@ func snapshot(req fosite.Requester) fosite.Requester {
 	case *fosite.DefaultSession:
 		if s != nil {
 			jti, _ := s.Extra[extraJTI].(string)
-			sess = accessSnapshot{subject: s.Subject, expires: s.GetExpiresAt(fosite.AccessToken), jti: jti}
+			snap := accessSnapshot{subject: s.Subject, expires: s.GetExpiresAt(fosite.AccessToken), jti: jti}
+			if c, ok := mandateClaimsOf(s); ok {
+				snap.mandate = &c // decoded once, not at every introspection
+			}
+			sess = snap
 		}
 	case nil:
 	default:
@@ -77,6 +81,7 @@ type accessSnapshot struct {
 	subject string
 	expires time.Time // access token expiry
 	jti     string
+	mandate *mandateClaims // a mandate token's claims (read-only); nil for others
 }
 
 var _ fosite.Session = accessSnapshot{}

@@ -71,3 +71,25 @@ func TestLocalBusDeliversToEverySubscriber(t *testing.T) {
 		t.Fatalf("got %v and %v", got1, got2)
 	}
 }
+
+// TestSnapshotKeepsAMandateTokensClaims: a cached mandate token keeps its
+// decoded mandate claims (introspection need not decode the JWT again); a
+// plain token's snapshot has none.
+func TestSnapshotKeepsAMandateTokensClaims(t *testing.T) {
+	until := time.Unix(1_900_000_000, 0)
+	r := cachedRequest("grant-1", "console")
+	r.(*fosite.Request).Session = &fosite.DefaultSession{Subject: "holder:jeanne", Extra: map[string]any{
+		ExtraMandateID: "m-1", ExtraActorSub: "staff:alice", ExtraMailbox: "jeanne@mail.example",
+		ExtraActions: []string{"mail.read", "mail.send"}, ExtraExclusion: []string{"personal"}, ExtraNotAfter: until.Unix(),
+	}}
+	c, ok := mandateClaimsOf(snapshot(r).GetSession())
+	if !ok || c.MandateID != "m-1" || c.ActorSub != "staff:alice" || c.Mailbox != "jeanne@mail.example" ||
+		len(c.Actions) != 2 || len(c.Exclusions) != 1 || !c.NotAfter.Equal(until) {
+		t.Errorf("claims of the snapshot: %+v, %v", c, ok)
+	}
+	plain := cachedRequest("grant-2", "console")
+	plain.(*fosite.Request).Session = &fosite.DefaultSession{Subject: "staff:alice"}
+	if c, ok := mandateClaimsOf(snapshot(plain).GetSession()); ok {
+		t.Errorf("a plain token's snapshot has mandate claims: %+v", c)
+	}
+}

@@ -84,8 +84,14 @@ func mandateSession(m mandate.Mandate) *fosite.DefaultSession {
 // mandateClaimsOf reads a session's mandate (its Extra, as issued or after
 // a JSON round trip through storage); false for other sessions.
 func mandateClaimsOf(s fosite.Session) (mandateClaims, bool) {
-	if ms, ok := s.(*introspectedMandate); ok {
+	switch ms := s.(type) {
+	case *introspectedMandate:
 		return ms.claims, true
+	case accessSnapshot:
+		if ms.mandate != nil {
+			return *ms.mandate, true
+		}
+		return mandateClaims{}, false
 	}
 	sess, ok := s.(*fosite.DefaultSession)
 	if !ok || sess == nil {
