@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,27 +192,11 @@ func BenchmarkIntrospectMandateToken(b *testing.B) {
 				if err := mb.introspectPlain(); err != nil {
 					b.Fatal(err)
 				}
-				var next atomic.Int64
-				once := func() error { return mb.introspect(int(next.Add(1)) % len(mb.tokens)) }
+				once := func(i int) error { return mb.introspect(i % len(mb.tokens)) }
 				if kind == "plain" {
-					once = mb.introspectPlain
+					once = func(int) error { return mb.introspectPlain() }
 				}
-				cpu := storetest.StartCPU(b, false) // this process only
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := time.Now()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := once(); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-				elapsed := time.Since(start)
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "introspections/s")
-				cpu.Report(b)
+				storetest.MeasureParallel(b, false, "introspections/s", once) // this process's CPU only
 			})
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,45 +140,15 @@ func BenchmarkHeartbeatHTTP(b *testing.B) {
 		b.Run(s.name, func(b *testing.B) {
 			st := s.open(b)
 			hb := newHeartbeatBench(b, st)
-			var next atomic.Int64
-			beat := func() error { return hb.beat(int(next.Add(1)) % httpLeases) }
 			b.SetParallelism(8) // 8 × GOMAXPROCS heartbeats in flight
 			// Warm up: every lease beats once, 64 at a time, so that the
 			// pooled connections are open and, on PostgreSQL, the rows are
 			// past their first (never HOT) update, as in a running server.
-			warm := make(chan error, 64)
-			for range 64 {
-				go func() {
-					for i := int(next.Add(1)); i <= httpLeases; i = int(next.Add(1)) {
-						if err := hb.beat(i - 1); err != nil {
-							warm <- err
-							return
-						}
-					}
-					warm <- nil
-				}()
+			if err := storetest.WarmUp(httpLeases, 64, hb.beat); err != nil {
+				b.Fatal(err)
 			}
-			for range 64 {
-				if err := <-warm; err != nil {
-					b.Fatal(err)
-				}
-			}
-			cpu := storetest.StartCPU(b, st.Dialect() == store.DialectPostgres)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := beat(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			cpu.Report(b)
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "heartbeats/s")
+			storetest.MeasureParallel(b, st.Dialect() == store.DialectPostgres, "heartbeats/s",
+				func(i int) error { return hb.beat(i % httpLeases) })
 		})
 	}
 }

@@ -2,12 +2,10 @@ package mandate_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,36 +106,6 @@ func (f *presenceFixture) beat(i int) error {
 	return err
 }
 
-// warmUp beats every lease once, workers at a time, before measuring: the
-// pooled connections are open, and on PostgreSQL every row was updated
-// once, as in a server whose pages have beaten for 5 s (the first update of
-// a row in a freshly loaded, full page cannot be a HOT update, later ones
-// mostly are).
-func warmUp(leases, workers int, beat func(int) error) error {
-	var next atomic.Int64
-	errs := make(chan error, workers)
-	for range workers {
-		go func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= leases {
-					errs <- nil
-					return
-				}
-				if err := beat(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	var err error
-	for range workers {
-		err = errors.Join(err, <-errs)
-	}
-	return err
-}
-
 // failingRevoker fails the benchmark: nothing here ends a mandate.
 type failingRevoker struct{ b *testing.B }
 
@@ -196,25 +164,10 @@ func BenchmarkHeartbeat(b *testing.B) {
 		b.Run(s.name, func(b *testing.B) {
 			st, analyse := s.open(b)
 			f := newPresenceFixture(b, st, analyse, 0)
-			var next atomic.Int64
-			beat := func() error { return f.beat(int(next.Add(1)) % benchLeases) }
 			b.SetParallelism(8) // 8 × GOMAXPROCS heartbeats in flight
-			benchMust(b, warmUp(benchLeases, 64, f.beat))
-			cpu := storetest.StartCPU(b, st.Dialect() == store.DialectPostgres)
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := beat(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			cpu.Report(b)
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "heartbeats/s")
+			benchMust(b, storetest.WarmUp(benchLeases, 64, f.beat))
+			storetest.MeasureParallel(b, st.Dialect() == store.DialectPostgres, "heartbeats/s",
+				func(i int) error { return f.beat(i % benchLeases) })
 		})
 	}
 }
@@ -285,7 +238,7 @@ func BenchmarkPresenceLoad(b *testing.B) {
 				lat = append(lat, d)
 				mu.Unlock()
 			}
-			benchMust(b, warmUp(benchLeases, 64, f.beat))
+			benchMust(b, storetest.WarmUp(benchLeases, 64, f.beat))
 			cpu := storetest.StartCPU(b, st.Dialect() == store.DialectPostgres)
 			start := time.Now()
 			var wg sync.WaitGroup
