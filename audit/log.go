@@ -58,6 +58,36 @@ type Log struct {
 	keys       keyCache   // opened person keys, by sealed blob
 	writerKeys writerKeys // the writer's keys, by person and period
 	hashes     hashCache  // committed tree hashes
+	latest     latestCheckpoint
+}
+
+// latestCheckpoint remembers the newest checkpoint this process signed or
+// read, and when, so that proofs need not read it from the database each
+// time (see checkpointCovering).
+type latestCheckpoint struct {
+	mu sync.Mutex
+	c  Checkpoint
+	at time.Time // when c was signed or read (Config.Clock)
+}
+
+// remember keeps c if it is at least as new as the one kept, as of now.
+func (k *latestCheckpoint) remember(c Checkpoint, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c.Size >= k.c.Size && len(c.Note) > 0 {
+		k.c, k.at = c, now
+	}
+}
+
+// get returns the kept checkpoint if it has at least size leaves and was
+// signed or read at most maxAge before now.
+func (k *latestCheckpoint) get(size int64, now time.Time, maxAge time.Duration) (Checkpoint, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.c.Note) == 0 || k.c.Size < size || now.Sub(k.at) > maxAge {
+		return Checkpoint{}, false
+	}
+	return k.c, true
 }
 
 type pending struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mandated/mandated/mandate"
 	"github.com/transparency-dev/formats/log"
@@ -15,10 +16,6 @@ import (
 // latest one, and returns the latest checkpoint. An empty tree has none
 // (mandate.ErrNotFound).
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
-	latest, err := l.cfg.Store.LatestAuditCheckpoint(ctx)
-	if err != nil && !errors.Is(err, mandate.ErrNotFound) {
-		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
-	}
 	size, err := l.cfg.Store.AuditTreeSize(ctx)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
@@ -26,7 +23,17 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if size == 0 {
 		return Checkpoint{}, fmt.Errorf("audit checkpoint: empty log: %w", mandate.ErrNotFound)
 	}
+	// The tree has not grown since the checkpoint this process knows: that
+	// is the latest (one read instead of two).
+	if c, ok := l.latest.get(size, l.cfg.Clock.Now(), time.Duration(1<<63-1)); ok {
+		return c, nil
+	}
+	latest, err := l.cfg.Store.LatestAuditCheckpoint(ctx)
+	if err != nil && !errors.Is(err, mandate.ErrNotFound) {
+		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
+	}
 	if size <= latest.Size {
+		l.latest.remember(latest, l.cfg.Clock.Now())
 		return latest, nil
 	}
 	root, err := tlog.TreeHash(size, l.hashReader(ctx))
@@ -42,15 +49,24 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if err := l.cfg.Store.SaveAuditCheckpoint(ctx, c); err != nil {
 		return Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
 	}
+	l.latest.remember(c, c.CreatedAt)
 	return c, nil
 }
 
-// checkpointCovering returns the latest signed checkpoint when its tree has
-// at least size leaves, else signs one (Checkpoint). Proofs thus cost one
-// read, not a signature, while the writer signs a checkpoint every second.
+// checkpointCovering returns a recent signed checkpoint whose tree has at
+// least size leaves: the one this process last signed or read when that was
+// at most Config.CheckpointEvery ago (no database read: the writer signs one
+// that often while the tree grows), else the latest one in the database,
+// else a new one (Checkpoint). Proofs thus cost no signature, and usually
+// no read.
 func (l *Log) checkpointCovering(ctx context.Context, size int64) (Checkpoint, error) {
+	now := l.cfg.Clock.Now()
+	if c, ok := l.latest.get(size, now, l.cfg.CheckpointEvery); ok {
+		return c, nil
+	}
 	c, err := l.cfg.Store.LatestAuditCheckpoint(ctx)
 	if err == nil && size <= c.Size {
+		l.latest.remember(c, now)
 		return c, nil
 	}
 	if err != nil && !errors.Is(err, mandate.ErrNotFound) {

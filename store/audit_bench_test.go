@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mandated/mandated/audit"
 	"github.com/mandated/mandated/seal"
+	"github.com/mandated/mandated/store"
 	"github.com/mandated/mandated/store/storetest"
 )
 
@@ -95,6 +97,11 @@ func BenchmarkAuditThroughput(b *testing.B) {
 // proofs from random older sizes to the latest checkpoint, as the HTTP
 // endpoints make them (checkpoint, leaf and hashes read from the database).
 // Generation time is logged (-v).
+//
+// Generating takes minutes; MANDATED_BENCH_AUDIT_KEEP names a database to
+// keep the log in and reuse on the next run instead (SQLite: that name as a
+// file in the system's temporary directory; PostgreSQL: a schema of that
+// name in MANDATED_TEST_DATABASE_URL, never dropped).
 func BenchmarkAuditProofs1M(b *testing.B) {
 	n := 1_000_000
 	if v := os.Getenv("MANDATED_BENCH_AUDIT_EVENTS"); v != "" {
@@ -102,16 +109,26 @@ func BenchmarkAuditProofs1M(b *testing.B) {
 	}
 	for _, d := range dialects {
 		b.Run(d.name, func(b *testing.B) {
-			s := d.open(b)
+			s := openProofsBenchStore(b, d.name, d.open)
 			sealer, err := seal.New(bytes.Repeat([]byte{42}, seal.KeySize))
 			if err != nil {
 				b.Fatal(err)
 			}
 			l := storetest.StartAuditLog(b, s, nil)
-			start := time.Now()
-			recordConcurrently(b, l, 4096, n)
-			gen := time.Since(start)
-			b.Logf("%s: generated %d events in %v (%.0f events/s)", d.name, n, gen.Round(time.Second), float64(n)/gen.Seconds())
+			have, err := s.AuditTreeSize(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if have < int64(n) {
+				start := time.Now()
+				recordConcurrently(b, l, 4096, n-int(have))
+				gen := time.Since(start)
+				b.Logf("%s: generated %d events in %v (%.0f events/s)", d.name, n-int(have), gen.Round(time.Second), float64(n-int(have))/gen.Seconds())
+			}
+			n := n
+			if have > int64(n) {
+				n = int(have)
+			}
 			// Old sizes a consistency proof starts from need checkpoints:
 			// the writer signs one every second in production.
 			if _, err := l.Checkpoint(context.Background()); err != nil {
@@ -154,4 +171,29 @@ func BenchmarkAuditProofs1M(b *testing.B) {
 			}
 		})
 	}
+}
+
+// openProofsBenchStore opens the store BenchmarkAuditProofs1M measures: a
+// fresh one, or the kept one MANDATED_BENCH_AUDIT_KEEP names.
+func openProofsBenchStore(b *testing.B, dialect string, fresh func(testing.TB) *store.Store) *store.Store {
+	keep := os.Getenv("MANDATED_BENCH_AUDIT_KEEP")
+	if keep == "" {
+		return fresh(b)
+	}
+	var dsn string
+	switch dialect {
+	case "SQLite":
+		dsn = "sqlite://" + filepath.Join(os.TempDir(), keep+".db")
+	default:
+		dsn = storetest.PostgresKeptSchema(b, keep)
+	}
+	s, err := store.Open(b.Context(), dsn, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.Migrate(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }

@@ -86,6 +86,31 @@ func PostgresSchema(t testing.TB) string {
 	return u.String()
 }
 
+// PostgresKeptSchema is PostgresSchema for a schema of the given name
+// (letters, digits and underscores) that is kept: created when missing,
+// never dropped, for benchmarks whose data takes minutes to make.
+func PostgresKeptSchema(t testing.TB, name string) string {
+	t.Helper()
+	for _, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			t.Fatalf("kept schema %q: only lower-case letters, digits and _", name)
+		}
+	}
+	base := os.Getenv(EnvDatabaseURL)
+	if base == "" {
+		t.Skipf("PostgreSQL skipped: set %s", EnvDatabaseURL)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", EnvDatabaseURL, err)
+	}
+	execAdmin(t, base, "CREATE SCHEMA IF NOT EXISTS "+name)
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 func execAdmin(t testing.TB, dsn, sql string) {
 	t.Helper()
 	ctx := context.Background() // also used in cleanups, after t.Context() ends
