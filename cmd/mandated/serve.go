@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/mandated/mandated/api"
 	"github.com/mandated/mandated/people"
 	"github.com/mandated/mandated/ui"
@@ -42,16 +44,8 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
-	secure := strings.HasPrefix(cfg.Issuer, "https://")
-	e := api.NewEcho(api.Config{SecureCookies: secure, HSTS: secure, TrustedProxies: proxies,
-		LargeBodies: api.ImportBodyLimits()},
-		api.Deps{Logger: a.log, Ready: a.store.Ping})
-	pages := ui.New(ui.Deps{People: a.people, Consents: a.authz, Logger: a.log, SecureCookies: secure, Banners: a.newAdmin()})
-	pages.Register(e)
-	api.RegisterOAuth(e, a.authz, pages)
-	api.RegisterAudit(e, a.audit)
-	api.RegisterAuditor(e, a.audit, pages.CurrentPrincipal)
-	if err := a.registerFeatures(e, pages); err != nil {
+	e, err := a.newEcho(proxies)
+	if err != nil {
 		return err
 	}
 
@@ -166,4 +160,22 @@ func (a *app) sweepExpired(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// newEcho returns every route and page serve serves: the HTTP stack, the
+// OAuth2 server, the audit endpoints and each feature (wire.go).
+func (a *app) newEcho(proxies []*net.IPNet) (*echo.Echo, error) {
+	secure := strings.HasPrefix(a.cfg.Issuer, "https://")
+	e := api.NewEcho(api.Config{SecureCookies: secure, HSTS: secure, TrustedProxies: proxies,
+		LargeBodies: api.ImportBodyLimits()},
+		api.Deps{Logger: a.log, Ready: a.store.Ping})
+	pages := ui.New(ui.Deps{People: a.people, Consents: a.authz, Logger: a.log, SecureCookies: secure, Banners: a.newAdmin()})
+	pages.Register(e)
+	api.RegisterOAuth(e, a.authz, pages)
+	api.RegisterAudit(e, a.audit)
+	api.RegisterAuditor(e, a.audit, pages.CurrentPrincipal)
+	if err := a.registerFeatures(e, pages); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
