@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+	"math"
 
 	"github.com/mandated/mandated/mandate"
 	"github.com/transparency-dev/formats/log"
@@ -25,7 +25,7 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	}
 	// The tree has not grown since the checkpoint this process knows: that
 	// is the latest (one read instead of two).
-	if c, ok := l.latest.get(size, l.cfg.Clock.Now(), time.Duration(1<<63-1)); ok {
+	if c, ok := l.latest.get(size, l.cfg.Clock.Now(), math.MaxInt64); ok {
 		return c, nil
 	}
 	latest, err := l.cfg.Store.LatestAuditCheckpoint(ctx)
