@@ -53,10 +53,7 @@ func TestProofsReuseARecentCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = l.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	defer runLog(l)()
 	record := func(n int) {
 		for i := range n {
 			if _, err := l.Record(ctx, benchVerifyEvent(i)); err != nil {

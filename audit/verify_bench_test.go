@@ -158,6 +158,15 @@ func (s *memStore) CreateAuditSignerKey(_ context.Context, k audit.SignerKey) er
 	return nil
 }
 
+// runLog runs l's writer (Log.Run) until the returned stop is called, and
+// waits for it to finish then.
+func runLog(l *audit.Log) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
 // benchVerifyEvent is the typical mailbox event of the store benchmarks: a
 // staff member acting for a holder (two people: four commitments, four
 // opened fields in the export).
@@ -184,10 +193,7 @@ func writeExport(tb testing.TB, n int, path string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = l.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	defer runLog(l)()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range 256 {

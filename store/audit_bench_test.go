@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -176,24 +175,8 @@ func BenchmarkAuditProofs1M(b *testing.B) {
 // openProofsBenchStore opens the store BenchmarkAuditProofs1M measures: a
 // fresh one, or the kept one MANDATED_BENCH_AUDIT_KEEP names.
 func openProofsBenchStore(b *testing.B, dialect string, fresh func(testing.TB) *store.Store) *store.Store {
-	keep := os.Getenv("MANDATED_BENCH_AUDIT_KEEP")
-	if keep == "" {
-		return fresh(b)
+	if keep := os.Getenv("MANDATED_BENCH_AUDIT_KEEP"); keep != "" {
+		return storetest.OpenKept(b, dialect == "Postgres", keep)
 	}
-	var dsn string
-	switch dialect {
-	case "SQLite":
-		dsn = "sqlite://" + filepath.Join(os.TempDir(), keep+".db")
-	default:
-		dsn = storetest.PostgresKeptSchema(b, keep)
-	}
-	s, err := store.Open(b.Context(), dsn, store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	if err := s.Migrate(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	return s
+	return fresh(b)
 }

@@ -62,6 +62,38 @@ func openMigrated(t testing.TB, dsn string, opts store.Options) *store.Store {
 // OpenPostgres when the variable is unset.
 func PostgresSchema(t testing.TB) string {
 	t.Helper()
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	schema := "t_" + hex.EncodeToString(b[:])
+	u := schemaURL(t, schema, "CREATE SCHEMA ")
+	t.Cleanup(func() { execAdmin(t, os.Getenv(EnvDatabaseURL), "DROP SCHEMA "+schema+" CASCADE") })
+	return u
+}
+
+// OpenKept opens, migrated, a store that outlives the test, for benchmarks
+// whose data takes minutes to make: on SQLite the file name+".db" in the
+// system's temporary directory, on PostgreSQL the schema name (lower-case
+// letters, digits and _), created when missing and never dropped.
+func OpenKept(t testing.TB, postgres bool, name string) *store.Store {
+	t.Helper()
+	if !postgres {
+		return openMigrated(t, filepath.Join(os.TempDir(), name+".db"), store.Options{})
+	}
+	for _, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			t.Fatalf("kept schema %q: only lower-case letters, digits and _", name)
+		}
+	}
+	return openMigrated(t, schemaURL(t, name, "CREATE SCHEMA IF NOT EXISTS "), store.Options{})
+}
+
+// schemaURL runs create+schema on the database at MANDATED_TEST_DATABASE_URL
+// and returns a URL whose search_path selects schema. It skips the test
+// when the variable is unset, or fails it when MANDATED_REQUIRE_POSTGRES=1.
+func schemaURL(t testing.TB, schema, create string) string {
+	t.Helper()
 	base := os.Getenv(EnvDatabaseURL)
 	if base == "" {
 		if os.Getenv(EnvRequirePostgres) == "1" {
@@ -73,40 +105,9 @@ func PostgresSchema(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("parse %s: %v", EnvDatabaseURL, err)
 	}
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema := "t_" + hex.EncodeToString(b[:])
-	execAdmin(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { execAdmin(t, base, "DROP SCHEMA "+schema+" CASCADE") })
+	execAdmin(t, base, create+schema)
 	q := u.Query()
 	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// PostgresKeptSchema is PostgresSchema for a schema of the given name
-// (letters, digits and underscores) that is kept: created when missing,
-// never dropped, for benchmarks whose data takes minutes to make.
-func PostgresKeptSchema(t testing.TB, name string) string {
-	t.Helper()
-	for _, r := range name {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
-			t.Fatalf("kept schema %q: only lower-case letters, digits and _", name)
-		}
-	}
-	base := os.Getenv(EnvDatabaseURL)
-	if base == "" {
-		t.Skipf("PostgreSQL skipped: set %s", EnvDatabaseURL)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", EnvDatabaseURL, err)
-	}
-	execAdmin(t, base, "CREATE SCHEMA IF NOT EXISTS "+name)
-	q := u.Query()
-	q.Set("search_path", name)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
